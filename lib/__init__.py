@@ -1,0 +1,1 @@
+"""Thin library behind the Saliency Suppressed, Semantics Surfaced book."""

@@ -1,0 +1,1 @@
+"""Figures the chapters show: functions returning matplotlib Figures, one module per chapter."""
