@@ -1,0 +1,131 @@
+"""ROI RDMs: one cosine RDM per subject and ROI, from the Algonauts vertices.
+
+Why this module is careful about empty ROIs: the original analysis reused the previous
+ROI's RDM when an ROI had no vertices, so a plotted value could belong to another area.
+Here an ROI present in one hemisphere only uses that hemisphere and says so; an ROI absent
+in both is skipped for that subject and listed; an ROI kept for fewer than two subjects is
+dropped and listed. Nothing is ever NaN-filled or borrowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import rsatoolbox
+
+from lib.brain.algonauts import ALL_VERTICES, HEMIS, AlgonautsError, BrainData
+from lib.gram import ZeroNormError, rdm_from_gram, upper
+
+MODES = ("mean", "concat")
+
+
+@dataclass
+class RoiRdms:
+    """ROI RDM vectors per subject, ROI table, and what was skipped or fell back, and why."""
+
+    nsd_ids: np.ndarray
+    rois: pd.DataFrame                # roi, family, n_subjects, subjects (kept ROIs, file order)
+    vectors: dict[str, np.ndarray]    # roi -> (n_subjects_with_roi, n_pairs) upper triangles
+    subjects: dict[str, list[int]]    # roi -> subjects whose RDM is in vectors[roi]
+    notes: pd.DataFrame               # roi, family, subject, status, detail: every deviation
+    mode: str
+
+    def rdms(self, roi: str) -> rsatoolbox.rdm.RDMs:
+        """The ROI's RDMs, one per subject (descriptor ``subject``), for rsatoolbox tools."""
+        if roi not in self.vectors:
+            raise KeyError(f"ROI {roi!r} has no RDMs (kept: {list(self.vectors)}); see .notes for why")
+        return rsatoolbox.rdm.RDMs(
+            self.vectors[roi],
+            dissimilarity_measure="cosine",
+            rdm_descriptors={"subject": self.subjects[roi], "roi": [roi] * len(self.subjects[roi])},
+            pattern_descriptors={"nsd_id": [int(v) for v in self.nsd_ids]},
+        )
+
+    def to_store(self) -> dict:
+        """Values for the artifact store (arrays + tables, no pickles)."""
+        out = {"nsd_ids": self.nsd_ids, "rois": self.rois.assign(subjects=self.rois["subjects"].map(
+            lambda s: ",".join(map(str, s)))), "notes": self.notes, "meta": {"mode": self.mode}}
+        for i, roi in enumerate(self.rois["roi"]):
+            out[f"vec_{i:03d}"] = self.vectors[roi].astype(np.float32)
+        return out
+
+    @classmethod
+    def from_store(cls, values: dict) -> "RoiRdms":
+        rois = values["rois"].copy()
+        rois["subjects"] = rois["subjects"].map(lambda s: [int(v) for v in str(s).split(",") if v])
+        vectors = {roi: values[f"vec_{i:03d}"].astype(np.float64) for i, roi in enumerate(rois["roi"])}
+        subjects = dict(zip(rois["roi"], rois["subjects"]))
+        return cls(values["nsd_ids"], rois, vectors, subjects, values["notes"], values["meta"]["mode"])
+
+
+def _cosine_vector(x: np.ndarray, what: str) -> np.ndarray:
+    """Upper triangle of the cosine RDM of (n_images, n_vertices) patterns."""
+    x64 = np.asarray(x, dtype=np.float64)
+    try:
+        return upper(rdm_from_gram(x64 @ x64.T, "cosine"))
+    except ZeroNormError as err:
+        raise AlgonautsError(
+            f"{what}: images at rows {err.rows[:10]} have an all-zero response pattern, so their cosine "
+            "distance is undefined; check the fMRI file (or drop those images)"
+        ) from None
+
+
+def roi_rdms(data: BrainData, mode: str = "mean", progress: bool = False) -> RoiRdms:
+    """Cosine RDM of every ROI (file order, then "All vertices") for every subject.
+
+    ``mode="mean"``: RDM per hemisphere, averaged over the two (the paper);
+    ``mode="concat"``: one RDM over the vertices of both hemispheres together.
+    """
+    if mode not in MODES:
+        raise ValueError(f"roi_rdm_mode must be one of {list(MODES)}, got {mode!r}")
+    from tqdm.auto import tqdm
+
+    order: list[tuple[str, str]] = []
+    for s in data.subjects:
+        for item in s.roi_names() + [(ALL_VERTICES, ALL_VERTICES)]:
+            if item not in order:
+                order.append(item)
+    # "All vertices" last, whatever order the subjects listed their ROIs in
+    order = [o for o in order if o[0] != ALL_VERTICES] + [(ALL_VERTICES, ALL_VERTICES)]
+    vectors: dict[str, list[np.ndarray]] = {roi: [] for _, roi in order}
+    subjects: dict[str, list[int]] = {roi: [] for _, roi in order}
+    notes: list[dict] = []
+    for s in tqdm(data.subjects, desc="ROI RDMs", disable=not progress):
+        known = set(s.roi_names())
+        for family, roi in order:
+            if family != ALL_VERTICES and (family, roi) not in known:
+                notes.append(dict(roi=roi, family=family, subject=s.subject, status="skipped",
+                                  detail="ROI not in this subject's mapping file"))
+                continue
+            idx = {h: s.roi_vertices(family, roi, h) for h in HEMIS}
+            present = [h for h in HEMIS if idx[h].size > 0]
+            if not present:
+                notes.append(dict(roi=roi, family=family, subject=s.subject, status="skipped",
+                                  detail="no vertices in either hemisphere"))
+                continue
+            if len(present) == 1:
+                notes.append(dict(roi=roi, family=family, subject=s.subject, status="one hemisphere",
+                                  detail=f"only {present[0]} has vertices ({idx[present[0]].size}); "
+                                         f"its RDM is used alone"))
+            what = f"subject {s.subject}, ROI {roi}"
+            if mode == "mean":
+                vec = np.mean([_cosine_vector(s.fmri[h][:, idx[h]], f"{what} ({h})") for h in present], axis=0)
+            else:
+                x = np.concatenate([s.fmri[h][:, idx[h]] for h in present], axis=1)
+                vec = _cosine_vector(x, what)
+            vectors[roi].append(vec)
+            subjects[roi].append(s.subject)
+    rows, kept = [], {}
+    for family, roi in order:
+        if len(subjects[roi]) < 2:
+            notes.append(dict(roi=roi, family=family, subject=-1, status="dropped",
+                              detail=f"present in {len(subjects[roi])} subject(s); a group analysis with a "
+                                     "noise ceiling needs at least 2"))
+            continue
+        kept[roi] = np.stack(vectors[roi])
+        rows.append(dict(roi=roi, family=family, n_subjects=len(subjects[roi]), subjects=subjects[roi]))
+    rois = pd.DataFrame(rows, columns=["roi", "family", "n_subjects", "subjects"])
+    notes_df = pd.DataFrame(notes, columns=["roi", "family", "subject", "status", "detail"])
+    return RoiRdms(np.asarray(data.nsd_ids), rois, kept, {r: subjects[r] for r in kept}, notes_df, mode)
