@@ -1,19 +1,45 @@
-"""Representational similarity analysis, thin over rsatoolbox.
+"""Representational similarity analysis, thin over rsatoolbox, with real inference.
 
 The core arithmetic is vectorised: RDMs are compared as rank-transformed upper triangles,
 so a Spearman correlation is a Pearson correlation of ranks and many comparisons become
-one matrix product.
+one matrix product. Statistics (permutation, stimulus bootstrap, FDR) live in
+:mod:`lib.inference`; this module turns rsatoolbox ``RDMs`` into tidy tables:
+
+    model, layer, depth, rel_depth, block, type, condition, reference,
+    rho, ci_low, ci_high, p, q, n_stimuli, reason
+
+``reason`` is empty when ``rho`` is a number and says why when it is NaN (a constant RDM
+has no ranks to correlate) -- a NaN is never silent.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import rsatoolbox
-from scipy.stats import rankdata
+from typing import Any, Mapping, Sequence
 
+import numpy as np
+import pandas as pd
+import rsatoolbox
+
+from lib import inference as inf
 from lib.gram import features_gram, rdm_from_gram, upper
 
+#: The five stimulus conditions (mirrors ``lib.stimuli.CONDITIONS``).
+CONDITIONS = ("Baseline", "Control", "Salient", "Semantic", "Semantic_Salient")
+#: Layer descriptors carried into every table (filled when an RDMs object lacks them).
+LAYER_COLUMNS = ("model", "layer", "depth", "rel_depth", "block", "type")
+TABLE_COLUMNS = LAYER_COLUMNS + (
+    "condition", "reference", "rho", "ci_low", "ci_high", "p", "q", "n_stimuli", "reason",
+)
+CONSTANT_LAYER = "constant layer RDM (zero variance): Spearman undefined"
+CONSTANT_REFERENCE = "constant reference RDM (zero variance): Spearman undefined"
+RSA_VERSION = "rsa-1"
 
+
+class RSAInputError(ValueError):
+    """RDMs that cannot be compared (different stimuli, unknown condition, ...)."""
+
+
+# ----------------------------------------------------------------------------- basics
 def rdm(features: np.ndarray, metric: str = "cosine", descriptor: str = "index") -> rsatoolbox.rdm.RDMs:
     """RDM of an (n, ...) array (each row flattened), by the same arithmetic as the engine."""
     features = np.asarray(features)
@@ -28,13 +54,7 @@ def rdm(features: np.ndarray, metric: str = "cosine", descriptor: str = "index")
     )
 
 
-def _zscored_ranks(vectors: np.ndarray) -> np.ndarray:
-    """Rows ranked (ties averaged), centred and scaled to unit norm; constant rows -> NaN."""
-    r = rankdata(np.atleast_2d(vectors), axis=1)
-    r = r - r.mean(axis=1, keepdims=True)
-    norm = np.linalg.norm(r, axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(norm > 0, r / norm, np.nan)
+_zscored_ranks = inf.zscored_ranks
 
 
 def spearman_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -47,3 +67,491 @@ def spearman_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"RDM vectors differ in length ({a.shape[1]} vs {b.shape[1]} pairs): not the same stimuli")
     return _zscored_ranks(a) @ _zscored_ranks(b).T
+
+
+# ----------------------------------------------------------------------------- checks
+def check_condition(name: str) -> str:
+    """Return ``name`` if it is a known condition, else an error listing the valid ones."""
+    if name not in CONDITIONS:
+        raise RSAInputError(f"unknown condition {name!r}; valid conditions: {', '.join(CONDITIONS)}")
+    return name
+
+
+def _label(rdms: rsatoolbox.rdm.RDMs, fallback: str) -> str:
+    desc = rdms.rdm_descriptors
+    for key in ("model", "name", "reference"):
+        if key in desc and len(desc[key]):
+            return str(desc[key][0])
+    return fallback
+
+
+def _stimulus_ids(rdms: rsatoolbox.rdm.RDMs) -> tuple[str | None, list | None]:
+    pd_ = rdms.pattern_descriptors or {}
+    for key in ("image_id", "id", "stimulus", "index"):
+        if key in pd_ and pd_[key] is not None and len(pd_[key]) == rdms.n_cond:
+            return key, [str(v) for v in pd_[key]]
+    return None, None
+
+
+def check_same_stimuli(a: rsatoolbox.rdm.RDMs, b: rsatoolbox.rdm.RDMs, name_a: str, name_b: str) -> None:
+    """Both RDMs must be over the same stimuli in the same order (count and, when both carry
+    ids, the ids themselves); the error names both sides and the first difference."""
+    if a.n_cond != b.n_cond:
+        raise RSAInputError(
+            f"{name_a} is over {a.n_cond} stimuli but {name_b} over {b.n_cond}; "
+            "compute both on the same stimulus set (same ids, same order)"
+        )
+    key_a, ids_a = _stimulus_ids(a)
+    key_b, ids_b = _stimulus_ids(b)
+    if key_a == key_b and key_a not in (None, "index") and ids_a != ids_b:
+        if sorted(ids_a) == sorted(ids_b):
+            what = "the same stimuli in a different order"
+        else:
+            what = f"different stimuli ({len(set(ids_a) - set(ids_b))} of {name_a}'s not in {name_b})"
+        i = next(i for i, (x, y) in enumerate(zip(ids_a, ids_b)) if x != y)
+        raise RSAInputError(
+            f"{name_a} and {name_b} are over {what}: position {i} is {ids_a[i]!r} vs {ids_b[i]!r} "
+            f"({key_a}); reorder one with rdms.subsample_pattern('{key_a}', ids) before comparing"
+        )
+
+
+def _layer_frame(rdms: rsatoolbox.rdm.RDMs) -> pd.DataFrame:
+    desc = rdms.rdm_descriptors
+    k = rdms.n_rdm
+    model = _label(rdms, "model")
+    cols: dict[str, Any] = {}
+    for c in LAYER_COLUMNS:
+        if c in desc and len(desc[c]) == k:
+            cols[c] = list(desc[c])
+    cols.setdefault("model", [model] * k)
+    cols.setdefault("layer", [str(i) for i in range(k)])
+    cols.setdefault("depth", list(range(k)))
+    cols.setdefault("rel_depth", list(np.arange(k) / max(k - 1, 1)))
+    cols.setdefault("block", [str(v) for v in cols["depth"]])
+    cols.setdefault("type", [""] * k)
+    frame = pd.DataFrame({c: cols[c] for c in LAYER_COLUMNS})
+    frame["depth"] = frame["depth"].astype(int)
+    frame["rel_depth"] = frame["rel_depth"].astype(float)
+    frame["block"] = frame["block"].astype(str)
+    frame["layer"] = frame["layer"].astype(str)
+    return frame
+
+
+def _references(references: Mapping[str, rsatoolbox.rdm.RDMs] | rsatoolbox.rdm.RDMs) -> dict[str, rsatoolbox.rdm.RDMs]:
+    if isinstance(references, rsatoolbox.rdm.RDMs):
+        references = {_label(references, "reference"): references}
+    out = {}
+    for name, ref in references.items():
+        if ref.n_rdm != 1:
+            raise RSAInputError(f"reference {name!r} holds {ref.n_rdm} RDMs; pass exactly one per reference")
+        out[str(name)] = ref
+    if not out:
+        raise RSAInputError("no reference RDMs given; pass e.g. {'saliency': ..., 'semantic': ...}")
+    return out
+
+
+def _reasons(layer_z: np.ndarray, ref_ok: bool) -> np.ndarray:
+    bad = np.isnan(layer_z).any(axis=1)
+    reason = np.where(bad, CONSTANT_LAYER, "").astype(object)
+    if not ref_ok:
+        reason[:] = CONSTANT_REFERENCE
+    return reason
+
+
+def _family_fdr(df: pd.DataFrame, by: Sequence[str]) -> pd.Series:
+    """BH q-values within each family (all layers of one model/condition/reference)."""
+    q = pd.Series(np.nan, index=df.index)
+    for _, idx in df.groupby(list(by), sort=False).groups.items():
+        q.loc[idx] = inf.fdr_bh(df.loc[idx, "p"].to_numpy())
+    return q
+
+
+def _cached(store, step: str, inputs: dict, compute) -> pd.DataFrame:
+    if store is None:
+        return compute()
+    return store.get_or_compute(step, RSA_VERSION, inputs, lambda: {"table": compute()})["table"]
+
+
+def _rdm_ingredient(rdms: rsatoolbox.rdm.RDMs) -> dict:
+    return {"v": np.ascontiguousarray(rdms.get_vectors()),
+            "d": {k: [str(x) for x in v] for k, v in rdms.rdm_descriptors.items()}}
+
+
+# ----------------------------------------------------------------------------- RSA table
+def rsa_table(
+    layer_rdms: rsatoolbox.rdm.RDMs,
+    references: Mapping[str, rsatoolbox.rdm.RDMs] | rsatoolbox.rdm.RDMs,
+    *,
+    condition: str = "Baseline",
+    n_permutations: int = 1000,
+    n_bootstrap: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    store=None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Spearman RSA of every layer with every reference, with inference.
+
+    p: permutation test relabelling the stimuli of the reference (two-sided);
+    ci_low/ci_high: percentile bootstrap over stimuli; q: Benjamini–Hochberg across the
+    layers of the model, per reference. Same seed -> same permutations and resamples,
+    so tables of different models/conditions are paired.
+    """
+    check_condition(condition)
+    refs = _references(references)
+    for name, ref in refs.items():
+        check_same_stimuli(layer_rdms, ref, f"layer RDMs of {_label(layer_rdms, 'the model')}", f"reference {name!r}")
+
+    def compute() -> pd.DataFrame:
+        layers = layer_rdms.get_vectors()
+        n = layer_rdms.n_cond
+        layer_z = inf.zscored_ranks(layers)
+        base = _layer_frame(layer_rdms)
+        perms = inf.permutations(n, n_permutations, seed) if n_permutations else None
+        counts = inf.bootstrap_counts(n, n_bootstrap, seed + 1) if n_bootstrap else None
+        ref_vecs = np.vstack([r.get_vectors() for r in refs.values()])
+        ref_z = inf.zscored_ranks(ref_vecs)
+        rho = np.nan_to_num(layer_z) @ np.nan_to_num(ref_z).T
+        rho[np.isnan(layer_z).any(axis=1)] = np.nan
+        rho[:, np.isnan(ref_z).any(axis=1)] = np.nan
+        boot = inf.bootstrap_spearman(layers, ref_vecs, counts, progress=progress, desc="bootstrap") if n_bootstrap else None
+        frames = []
+        for j, name in enumerate(refs):
+            df = base.copy()
+            df["condition"] = condition
+            df["reference"] = name
+            df["rho"] = rho[:, j]
+            if boot is not None:
+                df["ci_low"], df["ci_high"] = inf.percentile_ci(boot[:, :, j], level)
+            else:
+                df["ci_low"] = df["ci_high"] = np.nan
+            if perms is not None and not np.isnan(ref_z[j]).any():
+                null = inf.permutation_null(layer_z, ref_z[j], perms)
+                df["p"] = inf.permutation_pvalues(rho[:, j], null)
+            else:
+                df["p"] = np.nan
+            df["n_stimuli"] = n
+            df["reason"] = _reasons(layer_z, not np.isnan(ref_z[j]).any())
+            frames.append(df)
+        out = pd.concat(frames, ignore_index=True)
+        out["q"] = _family_fdr(out, ["model", "condition", "reference"])
+        return out[list(TABLE_COLUMNS)]
+
+    inputs = {"layers": _rdm_ingredient(layer_rdms), "refs": {k: _rdm_ingredient(v) for k, v in refs.items()},
+              "condition": condition, "n_perm": n_permutations, "n_boot": n_bootstrap, "level": level, "seed": seed}
+    return _cached(store, "rsa_table", inputs, compute)
+
+
+# ----------------------------------------------------------------------------- ΔRSA
+def delta_rsa(
+    condition_rdms: Mapping[str, rsatoolbox.rdm.RDMs],
+    references: Mapping[str, rsatoolbox.rdm.RDMs] | rsatoolbox.rdm.RDMs,
+    *,
+    baseline: str = "Baseline",
+    n_bootstrap: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    store=None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """ΔRSA as the paper defines it: RSA(layer RDM on a condition's images, the *Baseline*
+    reference) − RSA(layer RDM on Baseline images, the same reference), per layer.
+
+    ``condition_rdms`` maps condition name -> layer RDMs of one model (same layers, same
+    base-image order). Inference: paired bootstrap over stimuli (one resample serves the
+    condition and the baseline), giving ci_low/ci_high and a two-sided bootstrap p for
+    Δ = 0; q is BH across layers per (model, condition, reference). Columns: the table
+    columns (``rho`` = Δ) plus ``rho_condition``, ``rho_baseline``.
+    """
+    for name in condition_rdms:
+        check_condition(name)
+    check_condition(baseline)
+    if baseline not in condition_rdms:
+        raise RSAInputError(f"ΔRSA needs the {baseline!r} layer RDMs; got conditions {list(condition_rdms)}")
+    refs = _references(references)
+    base_rdms = condition_rdms[baseline]
+    for cond, rd in condition_rdms.items():
+        if rd.n_rdm != base_rdms.n_rdm:
+            raise RSAInputError(f"{cond} has {rd.n_rdm} layer RDMs but {baseline} {base_rdms.n_rdm}; same model and layers needed")
+        check_same_stimuli(rd, base_rdms, f"{cond} layer RDMs", f"{baseline} layer RDMs")
+    for name, ref in refs.items():
+        check_same_stimuli(base_rdms, ref, f"{baseline} layer RDMs", f"reference {name!r}")
+
+    def compute() -> pd.DataFrame:
+        n = base_rdms.n_cond
+        ref_vecs = np.vstack([r.get_vectors() for r in refs.values()])
+        counts = inf.bootstrap_counts(n, n_bootstrap, seed + 1) if n_bootstrap else None
+        base_vecs = base_rdms.get_vectors()
+        rho_base = spearman_matrix(base_vecs, ref_vecs)
+        boot_base = inf.bootstrap_spearman(base_vecs, ref_vecs, counts) if n_bootstrap else None
+        base_bad = np.isnan(inf.zscored_ranks(base_vecs)).any(axis=1)
+        ref_bad = np.isnan(inf.zscored_ranks(ref_vecs)).any(axis=1)
+        frames = []
+        for cond, rd in condition_rdms.items():
+            if cond == baseline:
+                continue
+            vecs = rd.get_vectors()
+            rho_c = spearman_matrix(vecs, ref_vecs)
+            cond_bad = np.isnan(inf.zscored_ranks(vecs)).any(axis=1)
+            boot = inf.bootstrap_spearman(vecs, ref_vecs, counts, progress=progress, desc=f"bootstrap {cond}") if n_bootstrap else None
+            for j, name in enumerate(refs):
+                df = _layer_frame(base_rdms)
+                df["condition"] = cond
+                df["reference"] = name
+                df["rho_condition"] = rho_c[:, j]
+                df["rho_baseline"] = rho_base[:, j]
+                df["rho"] = rho_c[:, j] - rho_base[:, j]
+                if boot is not None:
+                    d = boot[:, :, j] - boot_base[:, :, j]
+                    df["ci_low"], df["ci_high"] = inf.percentile_ci(d, level)
+                    df["p"] = inf.bootstrap_pvalue(d)
+                else:
+                    df["ci_low"] = df["ci_high"] = df["p"] = np.nan
+                reason = np.where(cond_bad, CONSTANT_LAYER + f" in {cond}", "").astype(object)
+                reason = np.where(base_bad, CONSTANT_LAYER + f" in {baseline}", reason).astype(object)
+                if ref_bad[j]:
+                    reason[:] = CONSTANT_REFERENCE
+                df["reason"] = reason
+                df["n_stimuli"] = n
+                frames.append(df)
+        if not frames:
+            raise RSAInputError(f"ΔRSA needs at least one condition besides {baseline}; got {list(condition_rdms)}")
+        out = pd.concat(frames, ignore_index=True)
+        out["q"] = _family_fdr(out, ["model", "condition", "reference"])
+        return out[list(TABLE_COLUMNS) + ["rho_condition", "rho_baseline"]]
+
+    inputs = {"conds": {k: _rdm_ingredient(v) for k, v in condition_rdms.items()},
+              "refs": {k: _rdm_ingredient(v) for k, v in refs.items()},
+              "baseline": baseline, "n_boot": n_bootstrap, "level": level, "seed": seed}
+    return _cached(store, "delta_rsa", inputs, compute)
+
+
+# ----------------------------------------------------------------------------- partial RSA
+def partial_rsa(
+    layer_rdms: rsatoolbox.rdm.RDMs,
+    references: Mapping[str, rsatoolbox.rdm.RDMs],
+    *,
+    condition: str = "Baseline",
+    n_permutations: int = 1000,
+    n_bootstrap: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    store=None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Unique RSA: partial Spearman of each layer with one reference controlling for the
+    other (exactly two references, e.g. saliency and semantic).
+
+    Partial Spearman = first-order partial correlation of the ranks. p: permutation of
+    the target reference's stimulus labels (layer and control kept); CIs: stimulus
+    bootstrap (weighted ranks, as in :func:`rsa_table`). ``reference`` is the target and
+    ``control`` the reference partialled out.
+    """
+    check_condition(condition)
+    refs = _references(references)
+    if len(refs) != 2:
+        raise RSAInputError(f"partial RSA takes exactly two references (target and control); got {list(refs)}")
+    for name, ref in refs.items():
+        check_same_stimuli(layer_rdms, ref, f"layer RDMs of {_label(layer_rdms, 'the model')}", f"reference {name!r}")
+
+    def compute() -> pd.DataFrame:
+        names = list(refs)
+        n = layer_rdms.n_cond
+        layers = layer_rdms.get_vectors()
+        ref_vecs = np.vstack([refs[k].get_vectors() for k in names])
+        lz = inf.zscored_ranks(layers)
+        rz = inf.zscored_ranks(ref_vecs)
+        r_lr = np.nan_to_num(lz) @ np.nan_to_num(rz).T  # (k, 2)
+        r_rr = float(np.nan_to_num(rz[0]) @ np.nan_to_num(rz[1]))
+        counts = inf.bootstrap_counts(n, n_bootstrap, seed + 1) if n_bootstrap else None
+        if n_bootstrap:
+            b_lr = inf.bootstrap_spearman(layers, ref_vecs, counts, progress=progress, desc="bootstrap partial")
+            b_rr = inf.bootstrap_spearman(ref_vecs[:1], ref_vecs[1:], counts)[:, 0, 0]
+        perms = inf.permutations(n, n_permutations, seed) if n_permutations else None
+        bad_layer = np.isnan(lz).any(axis=1)
+        bad_ref = np.isnan(rz).any(axis=1)
+        frames = []
+        for t, c in ((0, 1), (1, 0)):
+            df = _layer_frame(layer_rdms)
+            df["condition"] = condition
+            df["reference"] = names[t]
+            df["control"] = names[c]
+            rho = inf.partial_from_corr(r_lr[:, t], r_lr[:, c], r_rr)
+            rho[bad_layer] = np.nan
+            reason = np.where(bad_layer, CONSTANT_LAYER, "").astype(object)
+            if bad_ref.any():
+                rho[:] = np.nan
+                reason[:] = CONSTANT_REFERENCE
+            elif abs(r_rr) > 1 - 1e-12:
+                rho[:] = np.nan
+                reason[:] = "references are perfectly rank-correlated: nothing unique to either"
+            df["rho"] = rho
+            df["rho_zero_order"] = r_lr[:, t]
+            if n_bootstrap:
+                d = inf.partial_from_corr(b_lr[:, :, t], b_lr[:, :, c], b_rr[:, None])
+                df["ci_low"], df["ci_high"] = inf.percentile_ci(d, level)
+            else:
+                df["ci_low"] = df["ci_high"] = np.nan
+            if perms is not None and not bad_ref.any():
+                r_xy = inf.permutation_null(lz, rz[t], perms)  # (k, P)
+                r_zy = inf.permutation_null(rz[c : c + 1], rz[t], perms)[0]  # (P,)
+                null = inf.partial_from_corr(r_xy, r_lr[:, c : c + 1], r_zy[None, :])
+                df["p"] = inf.permutation_pvalues(rho, null)
+            else:
+                df["p"] = np.nan
+            df["n_stimuli"] = n
+            df["reason"] = reason
+            frames.append(df)
+        out = pd.concat(frames, ignore_index=True)
+        out["q"] = _family_fdr(out, ["model", "condition", "reference"])
+        return out[list(TABLE_COLUMNS) + ["control", "rho_zero_order"]]
+
+    inputs = {"layers": _rdm_ingredient(layer_rdms), "refs": {k: _rdm_ingredient(v) for k, v in refs.items()},
+              "condition": condition, "n_perm": n_permutations, "n_boot": n_bootstrap, "level": level, "seed": seed}
+    return _cached(store, "partial_rsa", inputs, compute)
+
+
+# ----------------------------------------------------------------------------- contrasts
+def depth_bins(rel_depth: np.ndarray, n_bins: int) -> np.ndarray:
+    """Equal-width bins of relative depth in [0, 1] (last bin closed)."""
+    rel = np.clip(np.asarray(rel_depth, dtype=float), 0.0, 1.0)
+    return np.minimum((rel * n_bins).astype(int), n_bins - 1)
+
+
+def contrast(
+    group_a: rsatoolbox.rdm.RDMs | Sequence[rsatoolbox.rdm.RDMs],
+    group_b: rsatoolbox.rdm.RDMs | Sequence[rsatoolbox.rdm.RDMs],
+    references: Mapping[str, rsatoolbox.rdm.RDMs] | rsatoolbox.rdm.RDMs,
+    *,
+    label_a: str | None = None,
+    label_b: str | None = None,
+    n_bins: int = 5,
+    n_bootstrap: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    store=None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Group A minus group B in RSA at matched relative depth, with paired bootstrap CIs.
+
+    Layers are binned by ``rel_depth`` into ``n_bins`` equal bins; a model's value in a
+    bin is the mean RSA of its layers there, a group's value the mean over its models.
+    Every model is resampled with the *same* stimulus draws, so the CI of the difference
+    reflects only what differs between the groups. p: two-sided bootstrap p of diff = 0;
+    q: BH across bins per reference. E.g. CLIP vs supervised (same architecture) or
+    ResNet vs ViT (same training).
+    """
+    ga = [group_a] if isinstance(group_a, rsatoolbox.rdm.RDMs) else list(group_a)
+    gb = [group_b] if isinstance(group_b, rsatoolbox.rdm.RDMs) else list(group_b)
+    if not ga or not gb:
+        raise RSAInputError("contrast needs at least one model in each group")
+    refs = _references(references)
+    ref0 = next(iter(refs.values()))
+    for rd in ga + gb:
+        for name, ref in refs.items():
+            check_same_stimuli(rd, ref, f"layer RDMs of {_label(rd, 'a model')}", f"reference {name!r}")
+    label_a = label_a or " + ".join(_label(r, "A") for r in ga)
+    label_b = label_b or " + ".join(_label(r, "B") for r in gb)
+
+    def compute() -> pd.DataFrame:
+        n = ref0.n_cond
+        ref_vecs = np.vstack([r.get_vectors() for r in refs.values()])
+        counts = inf.bootstrap_counts(n, n_bootstrap, seed + 1) if n_bootstrap else None
+
+        def group_values(group):
+            obs, boots, present = [], [], []
+            for rd in group:
+                frame = _layer_frame(rd)
+                bins = depth_bins(frame["rel_depth"].to_numpy(), n_bins)
+                rho = spearman_matrix(rd.get_vectors(), ref_vecs)  # (k, r); NaN = constant RDM
+                onehot = np.zeros((n_bins, len(bins)))
+                onehot[bins, np.arange(len(bins))] = 1.0
+                mask = onehot[None] * (~np.isnan(rho)).T[:, None, :]  # (r, bins, k)
+                cnt = mask.sum(axis=2)  # (r, bins)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    obs.append(np.where(cnt > 0, np.einsum("rbk,kr->rb", mask, np.nan_to_num(rho)) / cnt, np.nan).T)
+                    if n_bootstrap:
+                        bt = inf.bootstrap_spearman(rd.get_vectors(), ref_vecs, counts, progress=progress)
+                        vals = np.einsum("rbk,nkr->nbr", mask, np.nan_to_num(bt))
+                        boots.append(np.where(cnt.T[None] > 0, vals / cnt.T[None], np.nan))
+                present.append((cnt > 0).T)  # (bins, r)
+            with inf._quiet_nan_warnings():
+                o = np.nanmean(np.stack(obs), axis=0)
+                b = np.nanmean(np.stack(boots), axis=0) if boots else None
+            return o, b, np.stack(present).any(axis=0)
+
+        oa, ba, pa = group_values(ga)
+        ob, bb, pb = group_values(gb)
+        rows = []
+        for j, name in enumerate(refs):
+            diff = oa[:, j] - ob[:, j]
+            if n_bootstrap:
+                d = ba[:, :, j] - bb[:, :, j]
+                lo, hi = inf.percentile_ci(d, level)
+                p = inf.bootstrap_pvalue(d)
+            else:
+                lo = hi = p = np.full(n_bins, np.nan)
+            for b in range(n_bins):
+                rows.append({
+                    "group_a": label_a, "group_b": label_b, "reference": name, "bin": b,
+                    "bin_low": b / n_bins, "bin_high": (b + 1) / n_bins, "rel_depth": (b + 0.5) / n_bins,
+                    "rho_a": oa[b, j], "rho_b": ob[b, j], "diff": diff[b],
+                    "ci_low": lo[b], "ci_high": hi[b], "p": p[b], "n_stimuli": n,
+                    "reason": "" if (pa[b, j] and pb[b, j]) else "no layers (with defined RSA) of one group in this depth bin",
+                })
+        out = pd.DataFrame(rows)
+        q = pd.Series(np.nan, index=out.index)
+        for _, idx in out.groupby("reference").groups.items():
+            q.loc[idx] = inf.fdr_bh(out.loc[idx, "p"].to_numpy())
+        out["q"] = q
+        return out
+
+    inputs = {"a": [_rdm_ingredient(r) for r in ga], "b": [_rdm_ingredient(r) for r in gb],
+              "refs": {k: _rdm_ingredient(v) for k, v in refs.items()}, "la": label_a, "lb": label_b,
+              "bins": n_bins, "n_boot": n_bootstrap, "level": level, "seed": seed}
+    return _cached(store, "rsa_contrast", inputs, compute)
+
+
+# ----------------------------------------------------------------------------- summaries
+def block_summary(table: pd.DataFrame, value: str = "rho") -> pd.DataFrame:
+    """Mean ± SEM of ``value`` over the layers in each block (the paper's per-block view)."""
+    keys = [c for c in ("model", "condition", "reference", "control") if c in table.columns]
+
+    def agg(g: pd.DataFrame) -> pd.Series:
+        v = g[value].dropna()
+        return pd.Series({
+            "mean": v.mean() if len(v) else np.nan,
+            "sem": v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.nan,
+            "n_layers": len(g),
+            "rel_depth": g["rel_depth"].mean(),
+            "depth": g["depth"].min(),
+            "n_significant": int(((g["q"] < 0.05) if "q" in g else pd.Series(False)).sum()),
+        })
+
+    out = table.groupby(keys + ["block"], sort=False).apply(agg, include_groups=False).reset_index()
+    return out.sort_values(keys + ["depth"]).reset_index(drop=True)
+
+
+def suppression_summary(table: pd.DataFrame, reference: str = "saliency", alpha: float = 0.05) -> pd.DataFrame:
+    """Per model: where RSA with ``reference`` is significantly negative (q < alpha and the
+    CI below zero), the first such relative depth, and how far it goes (the minimum)."""
+    rows = []
+    t = table[table["reference"] == reference]
+    for model, g in t.groupby("model", sort=False):
+        g = g.sort_values("depth")
+        sig = (g["q"] < alpha) & (g["ci_high"] < 0) & (g["rho"] < 0)
+        pos = (g["q"] < alpha) & (g["ci_low"] > 0) & (g["rho"] > 0)
+        valid = g.dropna(subset=["rho"])
+        imin = valid["rho"].idxmin() if len(valid) else None
+        rows.append({
+            "model": model, "n_layers": len(g), "n_negative": int(sig.sum()), "n_positive": int(pos.sum()),
+            "first_negative_rel_depth": float(g.loc[sig, "rel_depth"].iloc[0]) if sig.any() else np.nan,
+            "first_negative_layer": g.loc[sig, "layer"].iloc[0] if sig.any() else "",
+            "min_rho": float(g.loc[imin, "rho"]) if imin is not None else np.nan,
+            "min_rho_layer": g.loc[imin, "layer"] if imin is not None else "",
+            "min_rho_rel_depth": float(g.loc[imin, "rel_depth"]) if imin is not None else np.nan,
+            "min_rho_ci_low": float(g.loc[imin, "ci_low"]) if imin is not None else np.nan,
+            "min_rho_ci_high": float(g.loc[imin, "ci_high"]) if imin is not None else np.nan,
+            "n_undefined": int(g["rho"].isna().sum()),
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,305 @@
+"""Vectorised inference for RDM comparisons: permutation p-values, stimulus bootstrap, FDR.
+
+Why this module exists: the original study compared distributions of layer values with
+KS / Mann–Whitney tests, which ignore that every layer is measured on the *same* stimuli.
+Here each comparison gets its own test, and the tests resample the unit that is actually
+random: the stimulus.
+
+- **Permutation** (Mantel-style): relabel the stimuli of the reference RDM (permute its
+  rows and columns together). Ranking commutes with relabelling, so the reference is
+  ranked once and each permutation is a gather of its z-scored ranks; the null
+  correlations of all layers with all permutations are one matrix product.
+- **Bootstrap over stimuli**: resample stimuli with replacement; pairs of a stimulus
+  with itself are dropped (as rsatoolbox's ``subsample_pattern`` does). A resampled RDM
+  vector holds original pair (i, j) exactly ``c_i * c_j`` times (``c`` = how often each
+  stimulus was drawn), so Spearman on the resampled vector is a *weighted* rank
+  correlation on the original pairs: ranks come from a weighted cumulative sum over each
+  vector's (precomputed) sort groups, with ties averaged exactly as ``rankdata`` would on
+  the expanded vector. No vector is ever re-sorted, and every layer shares the draw.
+- **FDR**: Benjamini–Hochberg, NaN-aware.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+from scipy.stats import rankdata
+
+
+def zscored_ranks(vectors: np.ndarray) -> np.ndarray:
+    """Rows ranked (ties averaged), centred and scaled to unit norm; constant rows -> NaN.
+
+    The Pearson correlation of two such rows is their dot product, i.e. Spearman's rho.
+    """
+    r = rankdata(np.atleast_2d(np.asarray(vectors, dtype=np.float64)), axis=1)
+    r = r - r.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(r, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norm > 0, r / norm, np.nan)
+
+
+def n_from_pairs(m: int) -> int:
+    """Number of stimuli whose RDM upper triangle has ``m`` entries."""
+    n = int(round((1 + np.sqrt(1 + 8 * m)) / 2))
+    if n * (n - 1) // 2 != m:
+        raise ValueError(f"{m} is not the length of an RDM upper triangle (n(n-1)/2 for some n)")
+    return n
+
+
+def _square(vector: np.ndarray, n: int) -> np.ndarray:
+    sq = np.zeros((n, n), dtype=np.float64)
+    iu, ju = np.triu_indices(n, k=1)
+    sq[iu, ju] = vector
+    sq[ju, iu] = vector
+    return sq
+
+
+def permutations(n: int, n_perm: int, seed: int) -> np.ndarray:
+    """(n_perm, n) stimulus relabellings, seeded; the identity is never among them by design
+    of the +1 correction in :func:`permutation_pvalues` (it counts the observed value once)."""
+    rng = np.random.default_rng(seed)
+    return np.argsort(rng.random((n_perm, n)), axis=1)
+
+
+def permuted_vectors(ref_z: np.ndarray, perms: np.ndarray) -> np.ndarray:
+    """(n_perm, m) upper triangles of the reference's z-scored ranks under each relabelling."""
+    m = ref_z.shape[-1]
+    n = n_from_pairs(m)
+    sq = _square(ref_z, n)
+    iu, ju = np.triu_indices(n, k=1)
+    return sq[perms[:, iu], perms[:, ju]]
+
+
+def permutation_null(layer_z: np.ndarray, ref_z: np.ndarray, perms: np.ndarray, chunk: int = 250) -> np.ndarray:
+    """(k, n_perm) null Spearman correlations of every layer with the relabelled reference."""
+    layer_z = np.atleast_2d(layer_z)
+    out = np.empty((layer_z.shape[0], len(perms)))
+    safe = np.nan_to_num(layer_z)
+    for start in range(0, len(perms), chunk):
+        pv = permuted_vectors(ref_z, perms[start : start + chunk])
+        out[:, start : start + chunk] = safe @ pv.T
+    out[np.isnan(layer_z).any(axis=1)] = np.nan
+    return out
+
+
+def permutation_pvalues(observed: np.ndarray, null: np.ndarray, alternative: str = "two-sided") -> np.ndarray:
+    """p = (1 + #null at least as extreme) / (1 + n_perm); NaN where the observation is NaN.
+
+    Two-sided by default: the paper's key effect (saliency *suppression*) is a negative RSA.
+    """
+    observed = np.asarray(observed, dtype=np.float64)
+    null = np.atleast_2d(null)
+    tol = 1e-12
+    if alternative == "two-sided":
+        extreme = np.abs(null) >= np.abs(observed)[:, None] - tol
+    elif alternative == "greater":
+        extreme = null >= observed[:, None] - tol
+    elif alternative == "less":
+        extreme = null <= observed[:, None] + tol
+    else:
+        raise ValueError(f"alternative must be 'two-sided', 'greater' or 'less', got {alternative!r}")
+    p = (1.0 + extreme.sum(axis=1)) / (1.0 + null.shape[1])
+    return np.where(np.isnan(observed), np.nan, p)
+
+
+def bootstrap_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) how often each stimulus is drawn in each resample. The same (n, seed)
+    gives the same draws, which is what makes bootstraps *paired* across models/conditions."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    return np.stack([np.bincount(row, minlength=n) for row in idx])
+
+
+def pair_weights(counts: np.ndarray) -> np.ndarray:
+    """(n_boot, m) multiplicity of every original pair in each resample: c_i * c_j."""
+    counts = np.atleast_2d(counts).astype(np.float64)
+    n = counts.shape[1]
+    iu, ju = np.triu_indices(n, k=1)
+    return counts[:, iu] * counts[:, ju]
+
+
+class WeightedRanker:
+    """Ranks of many vectors under pair weights, from sort orders and tie groups computed once.
+
+    For a weight vector ``w`` (pair multiplicities) each row's sorted weights are
+    cumulated; a pair's rank in the expanded vector is the average of the positions its
+    copies (and any exactly tied pairs) occupy. Rows without ties (the usual case for
+    continuous distances) skip the tie bookkeeping entirely.
+    """
+
+    def __init__(self, vectors: np.ndarray):
+        v = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
+        self.k, self.m = v.shape
+        self.nan_rows = np.isnan(v).any(axis=1)
+        v = np.where(np.isnan(v), 0.0, v)
+        order = np.argsort(v, axis=1, kind="stable")
+        self.order = order
+        offsets = np.arange(self.k)[:, None] * self.m
+        self.order_flat = (order + offsets).ravel()
+        sv = np.take_along_axis(v, order, axis=1)
+        new_group = np.ones_like(sv, dtype=bool)
+        new_group[:, 1:] = sv[:, 1:] != sv[:, :-1]
+        self.tied_rows = np.flatnonzero(~new_group.all(axis=1))
+        self._first = self._last = None
+        if self.tied_rows.size:
+            ng = new_group[self.tied_rows]
+            pos = np.broadcast_to(np.arange(self.m), ng.shape)
+            first = np.maximum.accumulate(np.where(ng, pos, 0), axis=1)
+            end_group = np.ones_like(ng)
+            end_group[:, :-1] = ng[:, 1:]
+            last = np.minimum.accumulate(np.where(end_group, pos, self.m - 1)[:, ::-1], axis=1)[:, ::-1]
+            self._first, self._last = first, last
+
+    def ranks(self, w: np.ndarray) -> np.ndarray:
+        """(k, m) average ranks each pair would get in the expanded vector, minus 1/2
+        (a shift Pearson ignores; their weighted mean is S/2 for total weight S).
+
+        Works in preallocated buffers: this runs once per bootstrap draw."""
+        if not hasattr(self, "_ws"):
+            self._ws = np.empty((self.k, self.m))
+            self._cum = np.empty((self.k, self.m))
+            self._out = np.empty(self.k * self.m)
+        ws, cum = self._ws, self._cum
+        np.take(w, self.order, out=ws)
+        np.cumsum(ws, axis=1, out=cum)
+        if self.tied_rows.size:
+            c = cum[self.tied_rows]
+            cex = c - ws[self.tied_rows]
+            lo = np.take_along_axis(cex, self._first, axis=1)
+            hi = np.take_along_axis(c, self._last, axis=1)
+            tied = lo + (hi - lo) / 2.0
+        ws *= 0.5
+        cum -= ws
+        if self.tied_rows.size:
+            cum[self.tied_rows] = tied
+        self._out[self.order_flat] = cum.ravel()
+        return self._out.reshape(self.k, self.m)
+
+
+def _weighted_rank_corr(ra: np.ndarray, rb: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted Pearson of :meth:`WeightedRanker.ranks` output. The weighted mean of such
+    ranks is S/2 for every row (S = total weight), which saves a pass."""
+    s = w.sum()
+    if s <= 0:
+        return np.full((ra.shape[0], rb.shape[0]), np.nan)
+    mean = s / 2.0
+    raw = ra * w
+    va = np.einsum("km,km->k", raw, ra) - s * mean * mean
+    vb = np.einsum("km,km->k", rb * w, rb) - s * mean * mean
+    cov = raw @ rb.T - s * mean * mean
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denom = np.sqrt(np.outer(va, vb))
+        r = np.where(denom > 1e-9 * s * mean * mean, cov / denom, np.nan)
+    return np.clip(r, -1.0, 1.0)
+
+
+def weighted_corr(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(ka, kb) weighted Pearson correlations between rows; zero variance -> NaN."""
+    s = w.sum()
+    if s <= 0:
+        return np.full((a.shape[0], b.shape[0]), np.nan)
+    ac = a - (a @ w / s)[:, None]
+    bc = b - (b @ w / s)[:, None]
+    cov = (ac * w) @ bc.T
+    va = (ac * ac) @ w
+    vb = (bc * bc) @ w
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denom = np.sqrt(np.outer(va, vb))
+        scale = np.sqrt(np.outer((a * a) @ w, (b * b) @ w)) + 1e-300
+        r = np.where(denom > 1e-12 * scale, cov / denom, np.nan)
+    return np.clip(r, -1.0, 1.0)
+
+
+def bootstrap_spearman(
+    a: np.ndarray,
+    b: np.ndarray,
+    counts: np.ndarray,
+    progress: bool = False,
+    desc: str = "bootstrap",
+) -> np.ndarray:
+    """(n_boot, ka, kb) Spearman correlations between the rows of ``a`` and ``b`` (RDM upper
+    triangles over the same n stimuli) in each stimulus resample given by ``counts``."""
+    a, b = np.atleast_2d(a), np.atleast_2d(b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"RDM vectors differ in length ({a.shape[1]} vs {b.shape[1]} pairs): not the same stimuli")
+    n = n_from_pairs(a.shape[1])
+    counts = np.atleast_2d(counts)
+    if counts.shape[1] != n:
+        raise ValueError(f"bootstrap counts are over {counts.shape[1]} stimuli but the RDMs over {n}")
+    ka = a.shape[0]
+    ranker_a, ranker_b = WeightedRanker(a), WeightedRanker(b)
+    weights = pair_weights(counts)
+    out = np.empty((len(weights), ka, b.shape[0]))
+    it: Iterable = range(len(weights))
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc=desc, leave=False)
+    for i in it:
+        w = weights[i]
+        out[i] = _weighted_rank_corr(ranker_a.ranks(w), ranker_b.ranks(w), w)
+    out[:, ranker_a.nan_rows, :] = np.nan
+    out[:, :, ranker_b.nan_rows] = np.nan
+    return out
+
+
+def percentile_ci(draws: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval over axis 0, ignoring NaN draws (a resample that left a vector
+    constant); all-NaN -> NaN."""
+    lo = (1.0 - level) / 2.0
+    with np.errstate(invalid="ignore"), _quiet_nan_warnings():
+        low = np.nanquantile(draws, lo, axis=0)
+        high = np.nanquantile(draws, 1.0 - lo, axis=0)
+    return low, high
+
+
+def bootstrap_pvalue(draws: np.ndarray) -> np.ndarray:
+    """Two-sided bootstrap p for 'the statistic is 0': twice the smaller tail share, with the
+    +1 correction so it is never exactly 0 (resolution 2/(n_boot+1))."""
+    valid = (~np.isnan(draws)).sum(axis=0)
+    below = (draws <= 0).sum(axis=0)
+    above = (draws >= 0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = 2.0 * (np.minimum(below, above) + 1.0) / (valid + 1.0)
+    return np.where(valid > 0, np.minimum(p, 1.0), np.nan)
+
+
+def fdr_bh(p: np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values (q); NaN entries stay NaN and do not count."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.full_like(p, np.nan)
+    ok = ~np.isnan(p)
+    pv = p[ok]
+    if pv.size == 0:
+        return q
+    order = np.argsort(pv)
+    ranked = pv[order] * pv.size / np.arange(1, pv.size + 1)
+    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty_like(pv)
+    out[order] = np.minimum(ranked, 1.0)
+    q[ok] = out
+    return q
+
+
+def partial_from_corr(r_xy: np.ndarray, r_xz: np.ndarray, r_yz: np.ndarray) -> np.ndarray:
+    """First-order partial correlation of x and y given z (on ranks: partial Spearman)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denom = np.sqrt((1.0 - r_xz**2) * (1.0 - r_yz**2))
+        return np.where(denom > 1e-12, (r_xy - r_xz * r_yz) / denom, np.nan)
+
+
+class _quiet_nan_warnings:
+    """All-NaN slices are expected (constant RDMs) and reported via the reason column."""
+
+    def __enter__(self):
+        import warnings
+
+        self._cm = warnings.catch_warnings()
+        self._cm.__enter__()
+        warnings.filterwarnings("ignore", message="All-NaN slice")
+        warnings.filterwarnings("ignore", message="Mean of empty slice")
+        return self
+
+    def __exit__(self, *exc):
+        return self._cm.__exit__(*exc)
