@@ -112,6 +112,7 @@ def execute_chapter(chapter: Chapter, params: dict[str, Any], output: Path, run_
         papermill.execute_notebook(
             str(source_nb), str(output), parameters=injected, kernel_name=KERNEL,
             cwd=str(REPO_ROOT), progress_bar=False, log_output=False,
+            extra_arguments=["--log-level=ERROR"],  # no kernel start-up notices on the console
         )
     except PapermillExecutionError as err:
         raise BuildError(
