@@ -227,21 +227,43 @@ def bootstrap_spearman(
     counts = np.atleast_2d(counts)
     if counts.shape[1] != n:
         raise ValueError(f"bootstrap counts are over {counts.shape[1]} stimuli but the RDMs over {n}")
-    ka = a.shape[0]
-    ranker_a, ranker_b = WeightedRanker(a), WeightedRanker(b)
+    ka, kb = a.shape[0], b.shape[0]
+    m = a.shape[1]
     weights = pair_weights(counts)
-    out = np.empty((len(weights), ka, b.shape[0]))
-    it: Iterable = range(len(weights))
+    n_boot = len(weights)
+    out = np.empty((n_boot, ka, kb))
+    # Work in cache-sized pieces: a chunk of layer rows (~1 MB per array) against a block
+    # of draws whose reference ranks are computed once (~64 MB at most).
+    rows = max(1, CHUNK_BYTES // (8 * m))
+    chunks = [WeightedRanker(a[s : s + rows]) for s in range(0, ka, rows)]
+    ranker_b = WeightedRanker(b)
+    block = max(1, min(n_boot, BLOCK_BYTES // (8 * m * kb)))
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(it, desc=desc, leave=False)
-    for i in it:
-        w = weights[i]
-        out[i] = _weighted_rank_corr(ranker_a.ranks(w), ranker_b.ranks(w), w)
-    out[:, ranker_a.nan_rows, :] = np.nan
+        bar = tqdm(total=n_boot, desc=desc, leave=False)
+    for d0 in range(0, n_boot, block):
+        ws = weights[d0 : d0 + block]
+        rb = [ranker_b.ranks(w).copy() for w in ws]
+        start = 0
+        for ranker in chunks:
+            stop = start + ranker.k
+            for i, w in enumerate(ws):
+                out[d0 + i, start:stop] = _weighted_rank_corr(ranker.ranks(w), rb[i], w)
+            start = stop
+        if bar is not None:
+            bar.update(len(ws))
+    if bar is not None:
+        bar.close()
+    nan_a = np.isnan(a).any(axis=1)
+    out[:, nan_a, :] = np.nan
     out[:, :, ranker_b.nan_rows] = np.nan
     return out
+
+
+CHUNK_BYTES = 1 << 20
+BLOCK_BYTES = 64 << 20
 
 
 def percentile_ci(draws: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
