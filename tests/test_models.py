@@ -1,0 +1,167 @@
+"""Model registry, weights policy, preprocessing and layer tables (random weights, offline)."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from lib import models as M
+
+
+@pytest.fixture(scope="module")
+def resnet18():
+    return M.load_model("timm:resnet18", weights="random", seed=0)
+
+
+def test_registry_names_and_descriptions():
+    assert len(M.MODEL_NAMES) == 10
+    assert M.describe("resnet50") == {"label": "ResNet-50", "arch": "ResNet", "training": "supervised"}
+    assert M.describe("clip_vit_b16") == {"label": "CLIP ViT-B/16", "arch": "ViT", "training": "CLIP"}
+    kinds = {(M.describe(n)["arch"], M.describe(n)["training"]) for n in M.MODEL_NAMES}
+    assert kinds == {("ResNet", "supervised"), ("ViT", "supervised"), ("ResNet", "CLIP"), ("ViT", "CLIP")}
+    assert M.spec("timm:vit_tiny_patch16_224").arch == "ViT"
+    assert M.spec("open_clip:RN50:openai").source == "open_clip"
+
+
+@pytest.mark.parametrize("bad", ["resnet5O", "timm:", "open_clip:RN50", "nonsense"])
+def test_unknown_model_lists_names_and_forms(bad):
+    with pytest.raises(M.ModelError) as err:
+        M.spec(bad)
+    msg = str(err.value)
+    assert "resnet50" in msg and "timm:<name>" in msg and "open_clip:<arch>:<pretrained>" in msg
+
+
+def test_unknown_timm_architecture_is_a_model_error():
+    with pytest.raises(M.ModelError, match="timm has no model"):
+        M.resolve_weights("timm:no_such_net_xyz", "auto")
+
+
+def test_pretrained_missing_offline_is_quick_error_with_fetch_command(monkeypatch, tmp_path):
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch"))
+    t = time.perf_counter()
+    with pytest.raises(M.ModelError) as err:
+        M.resolve_weights("resnet50", "pretrained")
+    assert "python -m lib fetch weights --models resnet50" in str(err.value)
+    assert M.resolve_weights("resnet50", "auto") == ("random", None)
+    assert time.perf_counter() - t < 5  # no hub retries
+
+
+def test_auto_uses_weights_found_in_local_hf_cache(monkeypatch, tmp_path):
+    """A file in the normal HF cache layout is found without network and really loaded."""
+    import huggingface_hub.constants as hc
+    import timm
+    from safetensors.torch import save_file
+
+    hub = tmp_path / "hub"
+    snap = hub / "models--timm--resnet18.a1_in1k" / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (hub / "models--timm--resnet18.a1_in1k" / "refs").mkdir()
+    (hub / "models--timm--resnet18.a1_in1k" / "refs" / "main").write_text("abc123")
+    torch.manual_seed(123)
+    donor = timm.create_model("resnet18", pretrained=False)
+    save_file({k: v.contiguous() for k, v in donor.state_dict().items()}, str(snap / "model.safetensors"))
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(hub))
+
+    assert M.weight_file("timm:resnet18.a1_in1k").local == str(snap / "model.safetensors")
+    lm = M.load_model("timm:resnet18.a1_in1k", weights="auto")
+    assert lm.weights_used == "pretrained"
+    got = lm.module.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in donor.state_dict().items())
+    assert M.weights_tag("timm:resnet18.a1_in1k", "auto", 0).startswith("pretrained:")
+
+
+def test_random_weights_are_seeded(resnet18):
+    again = M.load_model("timm:resnet18", weights="random", seed=0)
+    other = M.load_model("timm:resnet18", weights="random", seed=1)
+    assert again.weights_hash == resnet18.weights_hash
+    assert other.weights_hash != resnet18.weights_hash
+    assert resnet18.weights_used == "random"
+    # zero-initialised bottleneck norms are set to 1 so every layer carries signal
+    assert all(torch.any(m.weight) for m in resnet18.module.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_random_weights_recorded_in_provenance(tmp_path):
+    from lib import provenance
+
+    params = {"run_dir": str(tmp_path)}
+    lm = M.load_model("timm:resnet18", weights="random", seed=3, params=params)
+    rec = provenance.read(tmp_path)
+    assert rec and rec[0]["kind"] == "random_weights" and rec[0]["state_hash"] == lm.weights_hash
+
+
+def test_clip_preprocessing_matches_open_clip_transform():
+    import open_clip
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (300, 410, 3), dtype=np.uint8)
+    ours = M.Preprocess(M._clip_transform(), "clip")([img, img[:250]])
+    theirs = open_clip.image_transform(224, is_train=False)(Image.fromarray(img))
+    assert ours.shape == (2, 3, 224, 224)
+    torch.testing.assert_close(ours[0], theirs, atol=1e-5, rtol=0)
+    with pytest.raises(M.ModelError, match="uint8"):
+        M.Preprocess(M._clip_transform(), "clip")([img.astype(np.float32)])
+
+
+def test_layer_table_resnet(resnet18):
+    t = resnet18.layer_table
+    assert list(t.depth) == list(range(len(t)))
+    assert t.rel_depth.iloc[0] == 0 and t.rel_depth.iloc[-1] == 1 and t.rel_depth.is_monotonic_increasing
+    counts = t.type.value_counts().to_dict()
+    assert counts == {"Conv2d": 20, "BatchNorm2d": 20, "ReLU": 17, "MaxPool2d": 1, "Linear": 1}
+    assert t.block.iloc[0] == "stem" and t.block.iloc[-1] == "head"
+    assert set(t.block) - {"stem", "head"} == {f"layer{i}.{j}" for i in range(1, 5) for j in range(2)}
+    assert t.loc[t.layer == "conv1", "numel"].item() == 64 * 112 * 112
+    blocks = resnet18.layers("blocks")
+    assert list(blocks.layer) == [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)]
+    sel = resnet18.layers(r"^layer4\..*conv")
+    assert len(sel) == 4 and list(sel.depth) == list(range(4))  # downsample.0 is no "conv"
+
+
+def test_regex_matching_nothing_lists_layer_names(resnet18):
+    with pytest.raises(M.ModelError) as err:
+        resnet18.layers("no_such_layer")
+    assert "layer1.0.conv1" in str(err.value)
+
+
+def test_shared_module_gives_one_layer_per_call():
+    """torchvision's BasicBlock calls one ReLU module twice: two layers, not one."""
+    lm = M.load_model("torchvision:resnet18", weights="random")
+    t = lm.layer_table
+    relu = t[t.module == "layer1.0.relu"]
+    assert list(relu.layer) == ["layer1.0.relu#0", "layer1.0.relu#1"]
+    assert list(relu.call_index) == [0, 1] and set(relu.n_calls) == {2}
+    assert (t.type == "ReLU").sum() == 1 + 8 * 2
+
+
+def test_clip_vit_layers_are_batch_first():
+    lm = M.load_model("open_clip:ViT-S-32:none", weights="random")
+    t = lm.layer_table
+    assert (t.batch_axis == 0).all()
+    assert (t.type == "MultiheadAttention").sum() == 12
+    assert t.loc[t.type == "MultiheadAttention", "shape"].iloc[0] == "50x384"
+
+
+def test_doctor_checks(monkeypatch, tmp_path):
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch"))
+    checks = list(M._weights_checks({"weights": "pretrained", "models": ["resnet50", "bogus"]}))
+    assert [c.ok for c in checks] == [False, False]
+    assert "lib fetch weights --models resnet50" in checks[0].fix
+    checks = list(M._weights_checks({"weights": "auto", "models": ["clip_rn50"]}))
+    assert checks[0].ok and "random" in checks[0].detail
+
+
+def test_fetch_weights_parses_model_list(monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(M, "download_weights", lambda n: seen.append(n) or f"/cache/{n}")
+    M.fetch_weights({"models": ["resnet50"]}, models="clip_rn50, vit_b16")
+    assert seen == ["clip_rn50", "vit_b16"]
+    M.fetch_weights({"models": ["resnet50"]})
+    assert seen[-1] == "resnet50" and "/cache/resnet50" in capsys.readouterr().out
