@@ -34,6 +34,14 @@ def test_ranked_matches_spearman():
     r = ranked(a, np.float64)
     assert r[0] @ r[1] == pytest.approx(spearmanr(a[0], a[1])[0], abs=1e-12)
     assert np.isnan(ranked(np.ones((1, 5)))).all()
+    # long vectors take the threaded argsort path; with and without ties it equals rankdata
+    from scipy.stats import rankdata
+    big = rng.random((3, 60_000))
+    big[1, :100] = big[1, 100]
+    expected = rankdata(big, axis=1)
+    expected -= expected.mean(1, keepdims=True)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(ranked(big, np.float64, workers=2), expected, atol=1e-14)
 
 
 def test_model_brain_rsa_against_scipy(roi):

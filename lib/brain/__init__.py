@@ -11,3 +11,5 @@ __all__ = [
     "ALL_VERTICES", "FAMILIES", "PAPER_SUBJECTS", "AlgonautsError", "BrainData", "RoiRdms", "load_algonauts",
     "load_subject", "noise_ceiling", "roi_rdms", "write_synthetic_algonauts",
 ]
+
+from lib.brain import checks as _checks  # noqa: E402,F401  (registers doctor / fetch)

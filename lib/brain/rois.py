@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import rsatoolbox
 
-from lib.brain.algonauts import ALL_VERTICES, HEMIS, AlgonautsError, BrainData
+from lib.brain.algonauts import ALL_VERTICES, FAMILIES, HEMIS, AlgonautsError, BrainData
 from lib.gram import ZeroNormError, rdm_from_gram, upper
 
 MODES = ("mean", "concat")
@@ -60,16 +60,48 @@ class RoiRdms:
         return cls(values["nsd_ids"], rois, vectors, subjects, values["notes"], values["meta"]["mode"])
 
 
-def _cosine_vector(x: np.ndarray, what: str) -> np.ndarray:
-    """Upper triangle of the cosine RDM of (n_images, n_vertices) patterns."""
-    x64 = np.asarray(x, dtype=np.float64)
+def _cosine_vector(gram: np.ndarray, what: str) -> np.ndarray:
+    """Upper triangle of the cosine RDM from the Gram matrix of (n_images, n_vertices) patterns."""
     try:
-        return upper(rdm_from_gram(x64 @ x64.T, "cosine"))
+        return upper(rdm_from_gram(gram, "cosine"))
     except ZeroNormError as err:
         raise AlgonautsError(
             f"{what}: images at rows {err.rows[:10]} have an all-zero response pattern, so their cosine "
             "distance is undefined; check the fMRI file (or drop those images)"
         ) from None
+
+
+def _roi_grams(subject, hemi: str, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], np.ndarray]:
+    """Gram matrix of every wanted ROI in one hemisphere (only ROIs with vertices).
+
+    Why atoms: ROI families overlap (V1v lies inside the stream "early", and every vertex is
+    in "All vertices"), so the vertices are split into atoms, sets sharing the same label in
+    every family; each atom's Gram is computed once and added to every ROI containing it.
+    That costs one pass over the vertices instead of one per ROI.
+    """
+    x = subject.fmri[hemi]
+    families = [f for f in FAMILIES if (hemi, f) in subject.masks]
+    labels = np.stack([subject.masks[(hemi, f)] for f in families]) if families else np.zeros((0, x.shape[1]), int)
+    atoms, inverse = np.unique(labels, axis=1, return_inverse=True)
+    inverse = inverse.ravel()
+    grams: dict[tuple[str, str], np.ndarray] = {}
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(atoms.shape[1] + 1))
+    for a in range(atoms.shape[1]):
+        idx = order[bounds[a]:bounds[a + 1]]
+        xa = np.asarray(x[:, idx], dtype=np.float64)
+        g = xa @ xa.T
+        targets = [(ALL_VERTICES, ALL_VERTICES)]
+        for f, fam in enumerate(families):
+            if atoms[f, a] != 0:
+                targets.append((fam, subject.mappings[fam][int(atoms[f, a])]))
+        for t in targets:
+            if t in wanted:
+                if t in grams:
+                    grams[t] += g
+                else:
+                    grams[t] = g.copy()
+    return grams
 
 
 def roi_rdms(data: BrainData, mode: str = "mean", progress: bool = False) -> RoiRdms:
@@ -94,29 +126,30 @@ def roi_rdms(data: BrainData, mode: str = "mean", progress: bool = False) -> Roi
     notes: list[dict] = []
     for s in tqdm(data.subjects, desc="ROI RDMs", disable=not progress):
         known = set(s.roi_names())
+        wanted = known | {(ALL_VERTICES, ALL_VERTICES)}
+        grams = {h: _roi_grams(s, h, wanted) for h in HEMIS}
         for family, roi in order:
             if family != ALL_VERTICES and (family, roi) not in known:
                 notes.append(dict(roi=roi, family=family, subject=s.subject, status="skipped",
                                   detail="ROI not in this subject's mapping file"))
                 continue
-            idx = {h: s.roi_vertices(family, roi, h) for h in HEMIS}
-            present = [h for h in HEMIS if idx[h].size > 0]
+            present = [h for h in HEMIS if (family, roi) in grams[h]]
             if not present:
                 notes.append(dict(roi=roi, family=family, subject=s.subject, status="skipped",
                                   detail="no vertices in either hemisphere"))
                 continue
             if len(present) == 1:
+                count = s.roi_vertices(family, roi, present[0]).size
                 notes.append(dict(roi=roi, family=family, subject=s.subject, status="one hemisphere",
-                                  detail=f"only {present[0]} has vertices ({idx[present[0]].size}); "
-                                         f"its RDM is used alone"))
+                                  detail=f"only {present[0]} has vertices ({count}); its RDM is used alone"))
             what = f"subject {s.subject}, ROI {roi}"
             if mode == "mean":
-                vec = np.mean([_cosine_vector(s.fmri[h][:, idx[h]], f"{what} ({h})") for h in present], axis=0)
+                vec = np.mean([_cosine_vector(grams[h][(family, roi)], f"{what} ({h})") for h in present], axis=0)
             else:
-                x = np.concatenate([s.fmri[h][:, idx[h]] for h in present], axis=1)
-                vec = _cosine_vector(x, what)
+                vec = _cosine_vector(sum(grams[h][(family, roi)] for h in present), what)
             vectors[roi].append(vec)
             subjects[roi].append(s.subject)
+        del grams
     rows, kept = [], {}
     for family, roi in order:
         if len(subjects[roi]) < 2:

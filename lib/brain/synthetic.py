@@ -74,9 +74,11 @@ def _similarity(rdm: np.ndarray) -> np.ndarray:
 
 
 def _factor(sim: np.ndarray) -> np.ndarray:
-    """L with L Lᵀ = sim (negative eigenvalues from rounding clipped)."""
+    """L (n x rank) with L Lᵀ = sim; eigenvalues at rounding level are dropped (exact, and
+    low-rank structures then cost rank, not n, per vertex)."""
     vals, vecs = np.linalg.eigh(sim)
-    return vecs * np.sqrt(np.clip(vals, 0, None))[None, :]
+    keep = vals > 1e-10 * max(float(vals.max()), 1e-300)
+    return vecs[:, keep] * np.sqrt(vals[keep])[None, :]
 
 
 def _spread(sim: np.ndarray) -> float:
@@ -187,7 +189,7 @@ def write_synthetic_algonauts(
                 noise_sd = noise * np.sqrt(max(np.trace(mix) - mix.sum() / n, 1e-12) / n)
                 for k, L in ((0, factors["saliency"]), (1, factors["semantic"]), (2, other_factor[seg])):
                     if a[k] > 0:
-                        sig += np.sqrt(a[k]) * (L @ srng.standard_normal((n, v)))
+                        sig += np.sqrt(a[k]) * (L @ srng.standard_normal((L.shape[1], v)))
                 sig += noise_sd * srng.standard_normal((n, v))
                 x[:, start:start + v] = sig[order]
                 sl = slice(start, start + v)
