@@ -212,6 +212,17 @@ class Claim:
         return {"claim": self.claim, "verdict": self.verdict, "evidence": self.evidence, "caveat": self.caveat}
 
 
+def _claim(inp: "LayerRSAInputs", claim: str, verdict: str, evidence: str, models: Sequence[str] | None = None) -> Claim:
+    """A judged claim; when a network it rests on had random weights, the run cannot test a
+    claim about trained networks, whatever the numbers say (they are kept as evidence)."""
+    models = list(models) if models is not None else inp.model_names
+    caveat = _run_caveat(inp, models)
+    if verdict != "not testable" and any(m in inp.random_models for m in models):
+        evidence = f"the numbers alone would say '{verdict}': {evidence}"
+        verdict = "not testable (random weights)"
+    return Claim(claim, verdict, evidence, caveat)
+
+
 def _run_caveat(inp: LayerRSAInputs, models: Sequence[str] | None = None) -> str:
     models = list(models) if models is not None else inp.model_names
     rnd = [m for m in models if m in inp.random_models]
@@ -254,8 +265,8 @@ def saliency_claims(base: pd.DataFrame, arch_c: pd.DataFrame, train_c: pd.DataFr
         models = inp.models.loc[inp.models["training"] == "supervised", "model"].tolist()
     else:
         verdict, ev, models = "not testable", "the profile has no supervised ResNet and ViT pair", []
-    claims.append(Claim("Supervised ResNets carry more saliency information than supervised ViTs", verdict, ev,
-                        _run_caveat(inp, models)))
+    claims.append(_claim(inp, "Supervised ResNets carry more saliency information than supervised ViTs", verdict, ev,
+                         models))
     # 2. early suppression
     sup = rsa.suppression_summary(sal, "saliency", alpha)
     early_neg = []
@@ -273,8 +284,8 @@ def saliency_claims(base: pd.DataFrame, arch_c: pd.DataFrame, train_c: pd.DataFr
         verdict = "not supported"
     else:
         verdict = "partly supported"
-    claims.append(Claim("Networks suppress saliency in early layers (significantly negative RSA, first half of depth)",
-                        verdict, ev, _run_caveat(inp)))
+    claims.append(_claim(inp, "Networks suppress saliency in early layers (significantly negative RSA, first half "
+                         "of depth)", verdict, ev))
     # 3. CLIP suppresses more in ResNets
     c = train_c[(train_c["reference"] == "saliency") & (train_c["matched_on"] == "ResNet")] if len(train_c) else train_c
     c = _early(c) if len(c) else c
@@ -283,8 +294,8 @@ def saliency_claims(base: pd.DataFrame, arch_c: pd.DataFrame, train_c: pd.DataFr
         models = inp.models.loc[inp.models["arch"] == "ResNet", "model"].tolist()
     else:
         verdict, ev, models = "not testable", "the profile has no CLIP and supervised ResNet pair", []
-    claims.append(Claim("CLIP training deepens early saliency suppression in ResNets (CLIP − supervised < 0 in the "
-                        "first half of depth)", verdict, ev, _run_caveat(inp, models)))
+    claims.append(_claim(inp, "CLIP training deepens early saliency suppression in ResNets (CLIP − supervised < 0 "
+                         "in the first half of depth)", verdict, ev, models))
     return pd.DataFrame([c.row() for c in claims])
 
 
@@ -301,8 +312,8 @@ def semantic_claims(base: pd.DataFrame, train_c: pd.DataFrame, delta: pd.DataFra
             models = inp.models.loc[inp.models["arch"] == arch, "model"].tolist()
         else:
             verdict, ev, models = "not testable", f"the profile has no CLIP and supervised {arch} pair", []
-        claims.append(Claim(f"CLIP training raises semantic encoding in {arch}s (second half of depth)", verdict, ev,
-                            _run_caveat(inp, models)))
+        claims.append(_claim(inp, f"CLIP training raises semantic encoding in {arch}s (second half of depth)", verdict,
+                             ev, models))
     # 2. semantics surfaces with depth
     sem = base[base["reference"] == "semantic"].dropna(subset=["rho"])
     rows = []
@@ -316,8 +327,8 @@ def semantic_claims(base: pd.DataFrame, train_c: pd.DataFrame, delta: pd.DataFra
     ev = "; ".join(f"{m}: depth trend ρ = {fmt(r)}, {s}/{k} late layers significantly positive" for m, r, s, k in rows)
     verdict = ("not testable" if not rows else "supported" if n_up > len(rows) / 2
                else "not supported" if n_up == 0 else "partly supported")
-    claims.append(Claim("Semantic RSA surfaces with depth (rises through the network, significant in late layers)",
-                        verdict, ev, _run_caveat(inp)))
+    claims.append(_claim(inp, "Semantic RSA surfaces with depth (rises through the network, significant in late "
+                         "layers)", verdict, ev))
     # 3. semantic distractors move semantic RSA more than Control
     d = delta[delta["reference"] == "semantic"] if len(delta) else delta
     if len(d) and {"Control", "Semantic"} <= set(d["condition"]):
@@ -328,8 +339,8 @@ def semantic_claims(base: pd.DataFrame, train_c: pd.DataFrame, delta: pd.DataFra
         verdict = "supported" if bigger else "not supported"
     else:
         verdict, ev = "not testable", "needs Control and Semantic conditions"
-    claims.append(Claim("(design check) Semantic distractors perturb semantic RSA more than Control distractors",
-                        verdict, ev, _run_caveat(inp)))
+    claims.append(_claim(inp, "(design check) Semantic distractors perturb semantic RSA more than Control "
+                         "distractors", verdict, ev))
     # 4. unique semantic variance
     p = part[(part["reference"] == "semantic")] if len(part) else part
     if len(p):
@@ -339,15 +350,15 @@ def semantic_claims(base: pd.DataFrame, train_c: pd.DataFrame, delta: pd.DataFra
         verdict = "supported" if n_sig > len(late) / 4 else "not supported"
     else:
         verdict, ev = "not testable", "no partial RSA computed"
-    claims.append(Claim("(extension) Late-layer semantic RSA is not explained by saliency (partial RSA > 0)",
-                        verdict, ev, _run_caveat(inp)))
+    claims.append(_claim(inp, "(extension) Late-layer semantic RSA is not explained by saliency (partial RSA > 0)",
+                         verdict, ev))
     return pd.DataFrame([c.row() for c in claims])
 
 
 def claims_markdown(claims: pd.DataFrame) -> str:
     """A Markdown list of judged claims (for IPython.display.Markdown)."""
     icon = {"supported": "✅", "partly supported": "◐", "not supported": "✖", "contradicted": "⛔",
-            "not testable": "—"}
+            "not testable": "—", "not testable (random weights)": "⚠️"}
     lines = []
     for _, r in claims.iterrows():
         line = f"- {icon.get(r['verdict'], '')} **{r['verdict']}** — {r['claim']}. *Evidence:* {r['evidence']}."

@@ -4,6 +4,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import dataclasses  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -89,12 +91,18 @@ def test_pairs():
 def test_claims_recover_planted_effects(run):
     params, inp, base, tables = run
     arch_c, train_c = tables["arch"], tables["train"]
+    random_inp, inp = inp, dataclasses.replace(inp, models=inp.models.assign(weights="pretrained"))
     assert set(train_c["contrast"]) == {"CLIP − supervised"} and set(train_c["matched_on"]) == {"ResNet", "ViT"}
     sal = layer_rsa.saliency_claims(base, arch_c, train_c, inp, 0.05)
     assert len(sal) == 3
     assert sal.iloc[1]["verdict"] == "supported"  # planted early suppression
     assert sal.iloc[2]["verdict"] == "supported"  # CLIP ResNet suppresses more
-    assert "random weights" in sal.iloc[0]["caveat"]
+    assert sal.iloc[0]["caveat"] == f"only {N} stimuli: wide intervals, little power"
+    # the same numbers from untrained networks cannot test a claim about training
+    sal_r = layer_rsa.saliency_claims(base, arch_c, train_c, random_inp, 0.05)
+    assert sal_r.iloc[1]["verdict"] == "not testable (random weights)"
+    assert "numbers alone would say 'supported'" in sal_r.iloc[1]["evidence"]
+    assert "random weights for resnet50" in sal_r.iloc[0]["caveat"]
     delta = tables["delta"]
     assert set(delta["condition"]) == {"Control", "Salient", "Semantic", "Semantic_Salient"}
     part = tables["part"]
