@@ -172,9 +172,21 @@ def stage_site(chapters: list[Chapter], executed: Path, site: Path, root: Path =
             copy(asset, site / "book" / asset.name)
     for c in chapters:
         if c.is_notebook:
-            shutil.copy2(executed / f"{c.stem}.ipynb", site / "book" / f"{c.stem}.ipynb")
+            _fold_parameter_cells(executed / f"{c.stem}.ipynb", site / "book" / f"{c.stem}.ipynb")
         else:
             shutil.copy2(c.source, site / "book" / c.source.name)
+
+
+def _fold_parameter_cells(source: Path, target: Path) -> None:
+    """Parameter cells stay in the page but folded: the Reproducibility page lists them all."""
+    import nbformat
+
+    nb = nbformat.read(source, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if {"parameters", "injected-parameters"} & set(tags) and "hide-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "hide-cell"]
+    nbformat.write(nb, target)
 
 
 def render(site: Path, html_out: Path) -> None:
