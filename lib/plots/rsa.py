@@ -7,14 +7,11 @@ block means ± SEM (the paper's view) are drawn on top.
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use(matplotlib.get_backend())  # respect MPLBACKEND / inline
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from lib.rsa import block_summary  # noqa: E402
+from lib.rsa import block_summary
 
 CONDITION_COLOURS = {"Control": "#7f7f7f", "Salient": "#d62728", "Semantic": "#1f77b4", "Semantic_Salient": "#9467bd"}
 REFERENCE_COLOURS = {"saliency": "#d62728", "semantic": "#1f77b4"}
