@@ -65,6 +65,7 @@ def stimulus_inputs(params: dict[str, Any]) -> Iterable[Check]:
 
 def _extract_captions(zip_path: Path, out_dir: Path, splits: Iterable[str]) -> None:
     """Pull only annotations/captions_<split>.json out of COCO's annotation archive."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(zip_path) as zf:
         for split in splits:
             member = f"annotations/captions_{split}.json"
