@@ -513,8 +513,9 @@ def contrast(
 
 
 # ----------------------------------------------------------------------------- summaries
-def block_summary(table: pd.DataFrame, value: str = "rho") -> pd.DataFrame:
-    """Mean ± SEM of ``value`` over the layers in each block (the paper's per-block view)."""
+def block_summary(table: pd.DataFrame, value: str = "rho", alpha: float = 0.05) -> pd.DataFrame:
+    """Mean ± SEM of ``value`` over the layers in each block (the paper's per-block view);
+    ``n_significant`` counts layers with q < ``alpha``."""
     keys = [c for c in ("model", "condition", "reference", "control") if c in table.columns]
 
     def agg(g: pd.DataFrame) -> pd.Series:
@@ -525,7 +526,7 @@ def block_summary(table: pd.DataFrame, value: str = "rho") -> pd.DataFrame:
             "n_layers": len(g),
             "rel_depth": g["rel_depth"].mean(),
             "depth": g["depth"].min(),
-            "n_significant": int(((g["q"] < 0.05) if "q" in g else pd.Series(False)).sum()),
+            "n_significant": int((g["q"] < alpha).sum()) if "q" in g else 0,
         })
 
     out = table.groupby(keys + ["block"], sort=False).apply(agg, include_groups=False).reset_index()
