@@ -20,7 +20,7 @@ import pandas as pd
 
 from lib.stimuli.distractors import CONDITIONS, EDITED, Box, paste, search, select
 
-STEP, VERSION = "stimulus_set", "1"
+STEP, VERSION = "stimulus_set", "2"  # 2: per-base quantile thresholds
 SEARCH_KEYS = ("seed", "selection_mode", "sem_similar_max", "sem_dissimilar_min", "sal_little_max",
                "sal_alot_min", "quantile_low", "quantile_high", "n_distractors", "n_placements", "swap_rb")
 META_COLUMNS = ["image_id", "condition", "distractor_id", "placement", "edge", "top", "left", "height", "width",
