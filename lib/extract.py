@@ -1,0 +1,473 @@
+"""The extraction engine: images -> one RDM per layer, exactly, in one pass when it fits.
+
+Why this shape (see DESIGN.md): an RDM needs only the n x n Gram matrix of a layer's
+flattened activations. When all n images go through as one batch, each forward hook turns
+its output into that Gram on the spot and keeps nothing else, so peak memory is about n x
+the per-image working set of the forward, not n x all layers. When that does not fit the
+memory budget, the images go through in batches and the activations of all images are
+held for a *group* of layers at a time (sized to the budget); the forward pass stops after
+the group's last module. Reading the output inside the hook also beats in-place ops (an
+in-place ReLU after a BatchNorm) that would overwrite a stored reference.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import rsatoolbox
+import torch
+
+from lib.gram import ZeroNormError, check_metric, rdm_from_gram, upper
+from lib.models import LoadedModel, ModelError, first_tensor, load_model, spec, weights_tag
+
+ENGINE_VERSION = "1"
+STEP = "model_rdms"
+DESCRIPTORS = ("model", "layer", "module", "call_index", "depth", "rel_depth", "block", "type")
+REPORTS: list[dict[str, Any]] = []  # one engine report per extract_rdms call in this process
+
+
+class ExtractionError(ValueError):
+    """Activations that give no valid RDM (NaN/Inf, zero norm); names model, layer, image."""
+
+
+class _StopForward(Exception):
+    """Raised from the hook of a group's last layer: the rest of the forward is not needed."""
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+@dataclass
+class Plan:
+    """How one extraction runs: a single batch with Grams in hooks, or grouped layers."""
+
+    mode: str  # "single" | "grouped"
+    batch_size: int
+    groups: list[list[int]]  # row indices of the layer table, depth order
+    working_set_bytes: int  # per image, estimated
+    held_bytes: list[int] = field(default_factory=list)  # per group, all n images
+    notes: list[str] = field(default_factory=list)
+
+
+def working_set_per_image(probe_bytes: Sequence[int]) -> int:
+    """Per-image memory of a forward pass: a few of its largest tensors alive at once
+    (module input, output, a residual branch) plus the input image."""
+    return int(3 * max(probe_bytes) + 3 * 224 * 224 * 4)
+
+
+def plan_extraction(table: pd.DataFrame, n: int, budget_bytes: float, batch_size: int | None = None,
+                    working_set: int | None = None) -> Plan:
+    """Choose single-pass or grouped extraction for n images under a memory budget."""
+    ws = working_set or working_set_per_image(table["bytes"].tolist())
+    rows = list(range(len(table)))
+    if (batch_size is None or batch_size >= n) and n * ws <= budget_bytes:
+        return Plan("single", n, [rows], ws, [0])
+    b = batch_size or max(1, min(n, int(0.25 * budget_bytes // ws)))
+    b = min(b, n)
+    room = max(budget_bytes - b * ws, 0.25 * budget_bytes)
+    groups, held, cur, cur_bytes = [], [], [], 0
+    notes = []
+    for i, nbytes in zip(rows, table["bytes"].tolist()):
+        need = n * int(nbytes)
+        if cur and cur_bytes + need > room:
+            groups.append(cur)
+            held.append(cur_bytes)
+            cur, cur_bytes = [], 0
+        cur.append(i)
+        cur_bytes += need
+        if need > room:
+            notes.append(f"layer {table['layer'].iloc[i]} alone needs {need / 1e9:.2f} GB for {n} images, "
+                         f"over the budget ({room / 1e9:.2f} GB for held activations)")
+    if cur:
+        groups.append(cur)
+        held.append(cur_bytes)
+    return Plan("grouped", b, groups, ws, held, notes)
+
+
+# ----------------------------------------------------------------------------- hooks
+
+
+def _forward(module: torch.nn.Module, x: torch.Tensor) -> None:
+    """One forward pass; stops early (quietly) when a hook says the rest is not needed."""
+    try:
+        module(x)
+    except _StopForward:
+        pass
+
+
+class _Hooks:
+    """Forward hooks on the modules of the active layers; route each call to a sink."""
+
+    def __init__(self, module: torch.nn.Module, table: pd.DataFrame):
+        self.module = module
+        self.table = table
+        self.named = dict(module.named_modules())
+        self.handles: list[Any] = []
+        self.counters: dict[str, int] = defaultdict(int)
+        self.lookup: dict[tuple[str, int], int] = {}
+        self.sink: Callable[[int, torch.Tensor], None] | None = None
+        self.stop_row: int | None = None
+
+    def activate(self, rows: list[int], sink: Callable[[int, torch.Tensor], None], stop: bool) -> None:
+        self.remove()
+        self.sink = sink
+        self.lookup = {(self.table.module.iat[i], int(self.table.call_index.iat[i])): i for i in rows}
+        self.stop_row = max(rows) if stop else None
+        for qname in sorted({m for m, _ in self.lookup}):
+            self.handles.append(self.named[qname].register_forward_hook(self._make(qname)))
+
+    def _make(self, qname: str):
+        axis_of = self.table.batch_axis
+
+        def hook(mod, inp, out):
+            k = self.counters[qname]
+            self.counters[qname] = k + 1
+            i = self.lookup.get((qname, k))
+            if i is None:
+                return
+            t = first_tensor(out)
+            ax = int(axis_of.iat[i])
+            if ax:
+                t = t.movedim(ax, 0)  # sequence-first transformer output -> batch-first
+            self.sink(i, t.reshape(t.shape[0], -1))
+            if i == self.stop_row:
+                raise _StopForward
+
+        return hook
+
+    def reset(self) -> None:
+        self.counters.clear()
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+
+
+GRAM_CHUNK = 1 << 14  # features per float32 matmul; partial Grams are summed in float64
+
+
+def gram(t: torch.Tensor) -> torch.Tensor:
+    """X Xᵀ (float64) of an (n, p) float32 matrix: float32 matmuls over feature chunks,
+    summed in float64. Why: one float32 matmul over ~800k features errs by ~5e-6 in cosine
+    distance; chunks of 16k features bring it to ~1e-7 at the same speed (measured)."""
+    p = t.shape[1]
+    if t.dtype == torch.float64 or p <= GRAM_CHUNK:
+        return (t @ t.T).double()
+    acc = torch.zeros((t.shape[0], t.shape[0]), dtype=torch.float64, device=t.device)
+    for s in range(0, p, GRAM_CHUNK):
+        c = t[:, s:s + GRAM_CHUNK]
+        acc += (c @ c.T).double()
+    return acc
+
+
+def _prepare(t: torch.Tensor, metric: str) -> torch.Tensor:
+    """Rows for the Gram. Correlation: centred in float64, because centred ReLU outputs
+    repeat one value (-mean) so float32 rounding adds up instead of cancelling (2e-5 seen)."""
+    if metric == "correlation":
+        t = t.double()
+        return t - t.mean(dim=1, keepdim=True)
+    return t.float()
+
+
+# ----------------------------------------------------------------------------- memory meter
+
+
+class _PeakRSS:
+    """Peak resident memory of this process while the block runs (sampled every 20 ms)."""
+
+    def __init__(self, interval: float = 0.02):
+        import psutil
+
+        self.proc = psutil.Process()
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self.start_rss = self.proc.memory_info().rss
+        self.peak = self.start_rss
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+
+
+def _is_oom(err: BaseException) -> bool:
+    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
+
+
+# ----------------------------------------------------------------------------- core
+
+
+@torch.inference_mode()
+def compute_grams(lm: LoadedModel, x: torch.Tensor, table: pd.DataFrame, *, metric: str = "cosine",
+                  budget_bytes: float = 6e9, batch_size: int | None = None, progress: bool = True,
+                  report: dict[str, Any] | None = None) -> list[np.ndarray]:
+    """Per-layer (n, n) float64 Gram matrices of preprocessed images ``x`` (n, 3, H, W).
+
+    For ``correlation`` the Grams are of row-centred activations. Lowers the batch size and
+    continues when the device runs out of memory (and says so in ``report['notes']``).
+    """
+    from tqdm.auto import tqdm
+
+    check_metric(metric)
+    n = len(x)
+    device = lm.device
+    sized = table if metric == "cosine" else table.assign(bytes=table.bytes * 2)  # float64 rows
+    plan = plan_extraction(sized, n, budget_bytes, batch_size)
+    report = report if report is not None else {}
+    notes: list[str] = report.setdefault("notes", [])
+    notes.extend(plan.notes)
+    grams: list[torch.Tensor | None] = [None] * len(table)
+    hooks = _Hooks(lm.module, table)
+    passes = 0
+    bar = tqdm(total=n * len(plan.groups), desc=lm.name, unit="img", disable=not progress, leave=False)
+    try:
+        if plan.mode == "single":
+            def sink(i, t):
+                grams[i] = gram(_prepare(t, metric))
+
+            hooks.activate(plan.groups[0], sink, stop=True)
+            try:
+                hooks.reset()
+                _forward(lm.module, x.to(device))
+                passes += 1
+                bar.update(n)
+            except Exception as err:  # noqa: BLE001 - only OOM is handled
+                if not _is_oom(err):
+                    raise
+                grams = [None] * len(table)
+                _free(device)
+                smaller = max(1, n // 2)
+                msg = f"{lm.name}: out of memory with all {n} images in one batch; continuing in batches of {smaller}"
+                print(msg)
+                notes.append(msg)
+                plan = plan_extraction(sized, n, budget_bytes, smaller, plan.working_set_bytes)
+                bar.reset(total=n * len(plan.groups))
+        if plan.mode == "grouped":
+            for group in plan.groups:
+                passes += _run_group(lm, x, table, group, plan, metric, hooks, grams, notes, bar)
+    finally:
+        hooks.remove()
+        bar.close()
+    report.update(mode=plan.mode, batch_size=plan.batch_size, n_groups=len(plan.groups), forward_passes=passes,
+                  working_set_mb=plan.working_set_bytes / 1e6,
+                  held_gb=max(plan.held_bytes) / 1e9 if plan.held_bytes else 0.0)
+    return [g.double().cpu().numpy() for g in grams]
+
+
+def _free(device: str) -> None:
+    import gc
+
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
+def _run_group(lm: LoadedModel, x: torch.Tensor, table: pd.DataFrame, group: list[int], plan: Plan, metric: str,
+               hooks: _Hooks, grams: list, notes: list[str], bar) -> int:
+    """Hold all images' activations of one layer group, then one Gram per layer."""
+    n, device = len(x), lm.device
+    batch = plan.batch_size
+    while True:
+        try:
+            dtype = torch.float64 if metric == "correlation" else torch.float32
+            bufs = {i: torch.empty((n, int(table.numel.iat[i])), dtype=dtype, device=device) for i in group}
+            break
+        except Exception as err:  # noqa: BLE001
+            if not _is_oom(err) or len(group) == 1:
+                raise
+            half = len(group) // 2
+            msg = f"{lm.name}: out of memory holding {len(group)} layers; splitting the group"
+            print(msg)
+            notes.append(msg)
+            _free(device)
+            return (_run_group(lm, x, table, group[:half], plan, metric, hooks, grams, notes, bar)
+                    + _run_group(lm, x, table, group[half:], plan, metric, hooks, grams, notes, bar))
+    where = {"start": 0}
+
+    def sink(i, t):
+        s = where["start"]
+        bufs[i][s:s + len(t)] = _prepare(t, metric)
+
+    hooks.activate(group, sink, stop=True)
+    passes = 0
+    start = 0
+    while start < n:
+        end = min(start + batch, n)
+        where["start"] = start
+        try:
+            hooks.reset()
+            _forward(lm.module, x[start:end].to(device))
+            passes += 1
+            bar.update(end - start)
+            start = end
+        except Exception as err:  # noqa: BLE001
+            if not _is_oom(err) or batch == 1:
+                raise
+            _free(device)
+            batch = max(1, batch // 2)
+            msg = f"{lm.name}: out of memory at batch size {end - start}; continuing with {batch}"
+            print(msg)
+            notes.append(msg)
+    for i in group:
+        b = bufs.pop(i)
+        grams[i] = gram(b)
+        del b
+    return passes
+
+
+def grams_to_rdms(grams: list[np.ndarray], table: pd.DataFrame, metric: str, model: str,
+                  ids: Sequence[str] | None = None) -> np.ndarray:
+    """(L, n(n-1)/2) RDM vectors from per-layer Grams; NaN/Inf or zero-norm rows are errors
+    that name the model, layer and image (never a silent NaN RDM)."""
+    n = grams[0].shape[0]
+    ids = list(ids) if ids is not None else [str(i) for i in range(n)]
+    out = np.empty((len(grams), n * (n - 1) // 2))
+    for i, g in enumerate(grams):
+        layer = table.layer.iat[i]
+        diag = np.diag(g)
+        bad = np.flatnonzero(~np.isfinite(diag))
+        if bad.size:
+            raise ExtractionError(f"{model}, layer {layer}: activations of image(s) {[ids[j] for j in bad]} "
+                                  f"contain NaN/Inf (or overflow); no valid RDM")
+        try:
+            d = rdm_from_gram(g, "cosine")  # correlation Grams are already centred
+        except ZeroNormError as err:
+            raise ExtractionError(f"{model}, layer {layer}: activations of image(s) {[ids[j] for j in err.rows]} "
+                                  f"have zero norm{' after centring' if metric == 'correlation' else ''}, so their "
+                                  f"{metric} distance is undefined") from None
+        out[i] = upper(d)
+    return out
+
+
+def to_rdms(dissimilarities: np.ndarray, table: pd.DataFrame, metric: str,
+            ids: Sequence[str] | None = None) -> rsatoolbox.rdm.RDMs:
+    """rsatoolbox RDMs with the layer table as rdm descriptors."""
+    n = int(round((1 + np.sqrt(1 + 8 * dissimilarities.shape[1])) / 2))
+    pattern = {"image_id": list(ids)} if ids is not None else {"index": list(range(n))}
+    desc = {c: table[c].tolist() for c in DESCRIPTORS}
+    return rsatoolbox.rdm.RDMs(dissimilarities, dissimilarity_measure=metric, rdm_descriptors=desc,
+                               pattern_descriptors=pattern)
+
+
+# ----------------------------------------------------------------------------- public API
+
+_MODEL_CACHE: dict[tuple, LoadedModel] = {}
+
+
+def _model_for(name: str, params: dict[str, Any], device: str) -> LoadedModel:
+    key = (name, params["weights"], params["seed"], params["preprocessing"], device)
+    if key not in _MODEL_CACHE:
+        _MODEL_CACHE.clear()  # hold one network at a time
+        _MODEL_CACHE[key] = load_model(name, params["weights"], seed=params["seed"],
+                                       preprocessing=params["preprocessing"], device=device, params=params)
+    return _MODEL_CACHE[key]
+
+
+def release_models() -> None:
+    """Drop the held network (frees its memory)."""
+    _MODEL_CACHE.clear()
+    _free("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def extract_rdms(model_name: str, images: Sequence[np.ndarray] | Callable[[], Sequence[np.ndarray]], *,
+                 images_key: str, params: dict[str, Any], store=None, progress: bool = True,
+                 ids: Sequence[str] | None = None) -> rsatoolbox.rdm.RDMs:
+    """One RDM per layer of ``model_name`` over ``images`` (uint8 HxWx3 arrays, or a callable
+    returning them, called only on a cache miss), cached in the artifact store.
+
+    The cache key holds the model, the weights actually used, preprocessing, ``images_key``,
+    layer set and metric; batch size, memory budget and device do not change the result.
+    """
+    from lib.config import pick_device
+    from lib.store import store_for
+
+    spec(model_name)  # unknown names fail before anything else
+    check_metric(params["metric"])
+    store = store if store is not None else store_for(params)
+    inputs = {"model": model_name, "weights": weights_tag(model_name, params["weights"], params["seed"]),
+              "preprocessing": params["preprocessing"], "images": images_key, "layers": params["layers"],
+              "metric": params["metric"]}
+    device = pick_device(params["device"])
+
+    computed = []
+
+    def compute() -> dict[str, Any]:
+        computed.append(True)
+        imgs = images() if callable(images) else images
+        if len(imgs) < 3:
+            raise ExtractionError(f"need at least 3 images for an RDM, got {len(imgs)}")
+        report: dict[str, Any] = {"model": model_name, "n_images": len(imgs), "device": device,
+                                  "budget_gb": params["memory_budget_gb"]}
+        t0 = time.perf_counter()
+        with _PeakRSS() as meter:
+            lm = _model_for(model_name, params, device)
+            t_load = time.perf_counter()
+            table = lm.layers(params["layers"])
+            x = lm.preprocess(imgs)
+            t_pre = time.perf_counter()
+            if device.startswith("cuda"):
+                torch.cuda.reset_peak_memory_stats()
+            grams = compute_grams(lm, x, table, metric=params["metric"], progress=progress,
+                                  budget_bytes=params["memory_budget_gb"] * 1e9,
+                                  batch_size=params["batch_size"], report=report)
+            t_ex = time.perf_counter()
+            diss = grams_to_rdms(grams, table, params["metric"], model_name, ids)
+        table = table.assign(model=model_name)
+        report.update(weights=lm.weights_used, weights_hash=lm.weights_hash, n_layers=len(table),
+                      act_mb_per_image=float(table.bytes.sum() / 1e6),
+                      all_layers_gb=float(table.bytes.sum() * len(imgs) / 1e9),
+                      seconds_load=t_load - t0, seconds_preprocess=t_pre - t_load,
+                      seconds_extract=t_ex - t_pre, seconds_total=time.perf_counter() - t0,
+                      peak_rss_gb=meter.peak / 1e9,
+                      peak_cuda_gb=torch.cuda.max_memory_allocated() / 1e9 if device.startswith("cuda") else None)
+        return {"dissimilarities": diss, "layers": table, "report": report}
+
+    out = store.get_or_compute(STEP, ENGINE_VERSION, inputs, compute)
+    rep = dict(out["report"])
+    rep["from_cache"] = not computed
+    REPORTS.append(rep)
+    return to_rdms(out["dissimilarities"], out["layers"], params["metric"], ids)
+
+
+def stimulus_set_rdms(ss, params: dict[str, Any], conditions: Sequence[str] | None = None,
+                      progress: bool = True, store=None) -> dict[tuple[str, str], rsatoolbox.rdm.RDMs]:
+    """RDMs of every model in ``params['models']`` for each condition of a StimulusSet."""
+    if conditions is None:
+        try:
+            from lib.stimuli import CONDITIONS as conditions  # noqa: N811
+        except ImportError:
+            conditions = ("Baseline", "Control", "Salient", "Semantic", "Semantic_Salient")
+    out = {}
+    for model in params["models"]:
+        for cond in conditions:
+            out[(model, cond)] = extract_rdms(model, lambda c=cond: ss.images(c), images_key=f"{ss.cache_key}/{cond}",
+                                              params=params, store=store, progress=progress, ids=list(ss.ids))
+        release_models()
+    return out
+
+
+def engine_reports() -> pd.DataFrame:
+    """This process's engine reports (one row per extraction; cached ones say so)."""
+    return pd.DataFrame(REPORTS)
+
+
+__all__ = ["extract_rdms", "stimulus_set_rdms", "compute_grams", "plan_extraction", "grams_to_rdms", "to_rdms",
+           "engine_reports", "release_models", "ExtractionError", "ModelError"]
