@@ -38,6 +38,9 @@ def test_ranked_matches_spearman():
     from scipy.stats import rankdata
     big = rng.random((3, 60_000))
     big[1, :100] = big[1, 100]
+    big[2, ::3] -= 0.5  # negative values, exact zeros of both signs, values equal to ~1e-13
+    big[2, :4], big[2, 4:8] = 0.0, -0.0
+    big[2, 8::5] = big[2, 8::5] * (1 + 1e-13)
     expected = rankdata(big, axis=1)
     expected -= expected.mean(1, keepdims=True)
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
