@@ -155,10 +155,18 @@ def contrast_table(inp: LayerRSAInputs, params: dict[str, Any], by: str, store=N
         c.insert(0, "contrast", "CLIP − supervised" if by == "training" else "ResNet − ViT")
         frames.append(c)
     if not frames:
-        return pd.DataFrame(columns=["contrast", "matched_on", "group_a", "group_b", "reference", "bin", "bin_low",
-                                     "bin_high", "rel_depth", "rho_a", "rho_b", "diff", "ci_low", "ci_high", "p",
-                                     "n_stimuli", "reason", "q"])
+        text = ("contrast", "matched_on", "group_a", "group_b", "reference", "reason")
+        num = ("bin_low", "bin_high", "rel_depth", "rho_a", "rho_b", "diff", "ci_low", "ci_high", "p", "q")
+        cols = {c: pd.Series(dtype=object) for c in text} | {c: pd.Series(dtype=float) for c in num}
+        cols |= {"bin": pd.Series(dtype=int), "n_stimuli": pd.Series(dtype=int)}
+        return pd.DataFrame(cols)
     return pd.concat(frames, ignore_index=True)
+
+
+def combine(*tables: pd.DataFrame) -> pd.DataFrame:
+    """Concatenate the non-empty tables (keeps dtypes when some are empty)."""
+    full = [t for t in tables if len(t)]
+    return pd.concat(full, ignore_index=True) if full else tables[0]
 
 
 def _with_info(table: pd.DataFrame, inp: LayerRSAInputs) -> pd.DataFrame:

@@ -65,6 +65,7 @@ def contrast_plot(contrast: pd.DataFrame, reference: str, alpha: float = 0.05):
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.axhline(0, color="0.6", lw=0.8)
     for i, ((name, matched), g) in enumerate(c.groupby(["contrast", "matched_on"], sort=False)):
+        g = g.astype({k: float for k in ("rel_depth", "diff", "ci_low", "ci_high", "q")})
         g = g.dropna(subset=["diff"]).sort_values("rel_depth")
         col = f"C{i}"
         ax.fill_between(g["rel_depth"], g["ci_low"], g["ci_high"], color=col, alpha=0.2, lw=0)
