@@ -340,8 +340,13 @@ def _saliency_cpu(batch: np.ndarray) -> np.ndarray:
     workers = max(1, min(len(batch), os.cpu_count() or 1))
     if workers == 1:
         return np.stack([_saliency_cv2(im) for im in batch])
-    with ThreadPoolExecutor(workers) as pool:
-        return np.stack(list(pool.map(_saliency_cv2, batch)))
+    prev = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # one image per core; OpenCV's own threads on top would oversubscribe
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            return np.stack(list(pool.map(_saliency_cv2, batch)))
+    finally:
+        cv2.setNumThreads(prev)
 
 
 def _as_rgb_batch(images) -> tuple[list[np.ndarray], bool]:
@@ -381,6 +386,10 @@ def itti_koch(
     inputs are converted. ``swap_rb=True`` reproduces the original analysis, which handed
     RGB arrays to code expecting BGR.
     """
+    if device == "auto":
+        from lib.config import pick_device
+
+        device = pick_device("auto")
     items, single = _as_rgb_batch(images)
     for i, im in enumerate(items):
         check_size(im.shape, f"image {i}")
