@@ -342,8 +342,9 @@ def partial_rsa(
     """Unique RSA: partial Spearman of each layer with one reference controlling for the
     other (exactly two references, e.g. saliency and semantic).
 
-    Partial Spearman = first-order partial correlation of the ranks. p: permutation of
-    the target reference's stimulus labels (layer and control kept); CIs: stimulus
+    Partial Spearman = first-order partial correlation of the ranks. p: partial Mantel
+    test (Smouse, Long & Sokal 1986): the target reference's stimulus labels are permuted,
+    layer and control kept, and the partial correlation recomputed; CIs: stimulus
     bootstrap (weighted ranks, as in :func:`rsa_table`). ``reference`` is the target and
     ``control`` the reference partialled out.
     """
