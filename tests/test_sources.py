@@ -130,3 +130,25 @@ def test_coco_nsd_errors_name_the_fix(tmp_path):
         '{"images": [], "annotations": [], "info": {}, "licenses": []}')
     with pytest.raises(ValueError, match="NSD image 0: invalid cropBox"):
         sources.coco_nsd_items(data, n_images=1)
+
+
+def test_importing_stimuli_registers_doctor_and_fetch_and_stays_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, lib.stimuli; from lib.doctor import FETCHERS, REQUIREMENTS; "
+            "assert 'coco-nsd' in FETCHERS; "
+            "assert any(r.__name__ == 'stimulus_inputs' for r in REQUIREMENTS); "
+            "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules, 'heavy import'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_doctor_reports_missing_coco_nsd_inputs(tmp_path):
+    from lib.config import load_profile
+    from lib.stimuli.checks import stimulus_inputs
+
+    checks = list(stimulus_inputs(load_profile("paper", {"data_dir": str(tmp_path)})))
+    table = [c for c in checks if c.name == "NSD stimulus table"][0]
+    assert not table.ok and "python -m lib fetch coco-nsd --profile paper" in table.fix
+    demo = {c.name: c.ok for c in stimulus_inputs(load_profile("demo"))}
+    assert demo["demo captions"] and demo["caption model all-MiniLM-L6-v2"]
