@@ -53,3 +53,10 @@ def test_folder_key_changes_with_the_data(tmp_path):
     path = tmp_path / "subj01/training_split/training_fmri/lh_training_fmri.npy"
     np.save(path, np.zeros((6, 13), np.float32))
     assert _folder_key(tmp_path, [1]) != k1
+
+
+def test_one_subject_is_refused_before_any_work(tiny_params, tmp_path):
+    from lib.brain.pipeline import brain_set
+
+    with pytest.raises(ValueError, match=r"at least 2 subjects .* subjects=\[3\]"):
+        brain_set(_params(tiny_params, tmp_path, subjects=[3]))

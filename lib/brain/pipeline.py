@@ -157,6 +157,9 @@ def brain_set(params: dict[str, Any], store=None, progress: bool = True) -> Brai
     """Subjects and images for ``params['brain_source']`` (synthetic or algonauts)."""
     from lib.config import resolve_path
 
+    if len(set(params["subjects"])) < 2:
+        raise ValueError(f"the brain analysis needs at least 2 subjects (noise ceilings, group statistics); got "
+                         f"subjects={params['subjects']}. Set e.g. -p subjects=[1,2,3,4,5,6,8]")
     if params["brain_source"] == "synthetic":
         root, captions = synthetic_root(params, store, progress)
         data = load_algonauts(root, params["subjects"])

@@ -112,7 +112,7 @@ def roi_rdms(data: BrainData, mode: str = "mean", progress: bool = False) -> Roi
     """
     if mode not in MODES:
         raise ValueError(f"roi_rdm_mode must be one of {list(MODES)}, got {mode!r}")
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     order: list[tuple[str, str]] = []
     for s in data.subjects:
