@@ -30,6 +30,7 @@ ENGINE_VERSION = "1"
 STEP = "model_rdms"
 DESCRIPTORS = ("model", "layer", "module", "call_index", "depth", "rel_depth", "block", "type")
 REPORTS: list[dict[str, Any]] = []  # one engine report per extract_rdms call in this process
+LAYER_TABLES: dict[str, pd.DataFrame] = {}  # model -> layer table of its latest extraction
 
 
 class ExtractionError(ValueError):
@@ -224,7 +225,11 @@ def compute_grams(lm: LoadedModel, x: torch.Tensor, table: pd.DataFrame, *, metr
     For ``correlation`` the Grams are of row-centred activations. Lowers the batch size and
     continues when the device runs out of memory (and says so in ``report['notes']``).
     """
-    from tqdm.auto import tqdm
+    import warnings
+
+    with warnings.catch_warnings():  # "IProgress not found" without ipywidgets: the text bar is fine
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm
 
     check_metric(metric)
     n = len(x)
@@ -442,8 +447,9 @@ def extract_rdms(model_name: str, images: Sequence[np.ndarray] | Callable[[], Se
 
     out = store.get_or_compute(STEP, ENGINE_VERSION, inputs, compute)
     rep = dict(out["report"])
-    rep["from_cache"] = not computed
+    rep.update(from_cache=not computed, images_key=images_key, layers=params["layers"], metric=params["metric"])
     REPORTS.append(rep)
+    LAYER_TABLES[model_name] = out["layers"]
     return to_rdms(out["dissimilarities"], out["layers"], params["metric"], ids)
 
 
@@ -465,9 +471,39 @@ def stimulus_set_rdms(ss, params: dict[str, Any], conditions: Sequence[str] | No
 
 
 def engine_reports() -> pd.DataFrame:
-    """This process's engine reports (one row per extraction; cached ones say so)."""
-    return pd.DataFrame(REPORTS)
+    """This process's engine reports (one row per extraction; cached ones say so and carry
+    the timing and memory measured when the artifact was computed)."""
+    rep = pd.DataFrame(REPORTS)
+    if len(rep) and "images_key" in rep:
+        rep["condition"] = rep["images_key"].astype(str).str.rsplit("/", n=1).str[-1]
+    return rep
+
+
+def layer_summary(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per model: layer count, shared-module calls, blocks, activation size."""
+    from lib.models import describe
+
+    rows = []
+    for model, t in tables.items():
+        big = t.loc[t["bytes"].idxmax()]
+        rows.append({"model": model, "label": describe(model)["label"], "layers": len(t),
+                     "modules": t["module"].nunique(),
+                     "extra calls of shared modules": int((t["call_index"] > 0).sum()),
+                     "blocks": int(t.loc[~t["block"].isin(["stem", "head"]), "block"].nunique()),
+                     "MB per image (all layers)": round(t["bytes"].sum() / 1e6, 1),
+                     "largest layer": f"{big['layer']} ({big['shape']})",
+                     "types": ", ".join(f"{k} {v}" for k, v in t["type"].value_counts().items())})
+    return pd.DataFrame(rows)
+
+
+def layer_table(model: str) -> pd.DataFrame:
+    """Layer table (name, call, depth, block, type, per-image shape and size) of a model
+    this process extracted; builds the model only when it has not been extracted yet."""
+    if model in LAYER_TABLES:
+        return LAYER_TABLES[model]
+    raise KeyError(f"{model!r} has not been extracted in this process; call extract_rdms or "
+                   f"lib.models.load_model({model!r}).layer_table")
 
 
 __all__ = ["extract_rdms", "stimulus_set_rdms", "compute_grams", "plan_extraction", "grams_to_rdms", "to_rdms",
-           "engine_reports", "release_models", "ExtractionError", "ModelError"]
+           "engine_reports", "layer_table", "layer_summary", "release_models", "ExtractionError", "ModelError"]
