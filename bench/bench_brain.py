@@ -45,6 +45,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="200 images, scale 0.2, 2 models: a smoke run")
     ap.add_argument("--sample", type=int, default=20, help="pairs timed with scipy.stats.spearmanr")
+    ap.add_argument("--fixture", type=Path, default=None,
+                    help="keep the synthetic folder here and reuse it on the next run (default: a temp folder)")
     args = ap.parse_args()
     n, scale, n_models, per_model = (200, 0.2, 2, 150) if args.quick else (872, 1.0, 10, 150)
     subjects = [1, 2, 3, 4, 5, 6, 8]
@@ -54,8 +56,13 @@ def main() -> None:
         structs = {"saliency": rdm(np.abs(rng.standard_normal((n, 40))) + 0.5).get_matrices()[0],
                    "semantic": rdm(rng.standard_normal((n, 30))).get_matrices()[0]}
         images = [np.zeros((4, 4, 3), np.uint8)] * n
-        write_synthetic_algonauts(tmp, images, np.arange(n) * 7 + 13, structs, subjects=subjects, scale=scale)
-        print(f"fixture: {n} images, {len(subjects)} subjects, written in {time.perf_counter() - t:.1f} s")
+        if args.fixture is not None:
+            tmp = str(args.fixture / f"n{n}_scale{scale}")
+        if (Path(tmp) / "synthetic.json").is_file():
+            print(f"fixture: reusing {tmp}")
+        else:
+            write_synthetic_algonauts(tmp, images, np.arange(n) * 7 + 13, structs, subjects=subjects, scale=scale)
+            print(f"fixture: {n} images, {len(subjects)} subjects, written in {time.perf_counter() - t:.1f} s")
 
         c0 = time.process_time()
         t0 = time.perf_counter()

@@ -106,13 +106,19 @@ def noise_ceilings(roi: RoiRdms, method: str = "loso") -> pd.DataFrame:
 
 
 def _roi_matrix(roi: RoiRdms) -> tuple[np.ndarray, pd.DataFrame]:
-    """All (ROI, subject) RDM vectors ranked, with their labels."""
+    """All (ROI, subject) RDM vectors ranked, with their labels; ranked once per RoiRdms
+    object (every model is compared with the same ROI ranks)."""
+    cached = getattr(roi, "_ranked_cache", None)
+    if cached is not None:
+        return cached
     mats, labels = [], []
     fam = dict(zip(roi.rois["roi"], roi.rois["family"]))
     for name in roi.rois["roi"]:
         mats.append(ranked(roi.vectors[name]))
         labels += [dict(roi=name, family=fam[name], subject=s) for s in roi.subjects[name]]
-    return np.concatenate(mats), pd.DataFrame(labels)
+    out = (np.concatenate(mats), pd.DataFrame(labels))
+    roi._ranked_cache = out
+    return out
 
 
 def reference_rsa(roi: RoiRdms, references: dict[str, np.ndarray], nc: pd.DataFrame | None = None,
@@ -156,9 +162,9 @@ def model_brain_rsa(layer_rdms: rsatoolbox.rdm.RDMs, roi: RoiRdms, references: d
     out, ref_out = [], []
     for start in range(0, len(vectors), chunk):
         lay = ranked(vectors[start:start + chunk])
-        out.append(lay @ roi_mat.T)
+        out.append((roi_mat @ lay.T).T)  # this operand order is the fast BLAS path here
         if ref is not None:
-            ref_out.append(lay @ ref.T)
+            ref_out.append((ref @ lay.T).T)
     rho = np.concatenate(out).astype(np.float64)  # (layers, roi x subject)
     n_layers = len(vectors)
     layer_df = pd.DataFrame(desc) if desc else pd.DataFrame({"layer": [str(i) for i in range(n_layers)]})

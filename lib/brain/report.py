@@ -25,7 +25,7 @@ def source_box(r: BrainResults, params: dict[str, Any]):
     return provenance.warn(
         params, "synthetic_data",
         f"The fMRI subjects in this chapter are synthetic ({len(r.bs.data.subjects)} subjects written in the "
-        "Algonauts 2023 layout for this run's Baseline images). Each ROI's responses were *planted* as a known mix "
+        "Algonauts 2023 layout for this run's Baseline images). Each ROI's responses were planted as a known mix "
         "of the saliency and semantic structure plus an ROI-specific structure and subject noise. The chapter "
         "therefore shows that the analysis recovers what was planted; it says nothing about the human brain. "
         "Run with -p brain_source=algonauts (see python -m lib doctor --profile paper) for the real data.",

@@ -9,7 +9,7 @@ dropped and listed. Nothing is ever NaN-filled or borrowed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,7 @@ class RoiRdms:
     subjects: dict[str, list[int]]    # roi -> subjects whose RDM is in vectors[roi]
     notes: pd.DataFrame               # roi, family, subject, status, detail: every deviation
     mode: str
+    _ranked_cache: tuple | None = field(default=None, repr=False, compare=False)  # set by lib.brain.analysis
 
     def rdms(self, roi: str) -> rsatoolbox.rdm.RDMs:
         """The ROI's RDMs, one per subject (descriptor ``subject``), for rsatoolbox tools."""
