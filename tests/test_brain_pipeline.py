@@ -34,12 +34,14 @@ def test_doctor_reports_missing_and_present(tiny_params, tmp_path):
 def test_coco_captions_via_nsd_table(tiny_params, tmp_path):
     params = _params(tiny_params, tmp_path)
     (tmp_path / "alg").mkdir()
-    pd.DataFrame({"nsdId": [5, 13], "cocoId": [111, 222], "cropBox": ["(0,0,0,0)"] * 2}).to_csv(
-        tmp_path / "alg" / "nsd_stim_info_merged.csv")
+    pd.DataFrame({"nsdId": [5, 13], "cocoId": [111, 222], "cocoSplit": ["train2017", "val2017"],
+                  "cropBox": ["(0, 0, 0.1, 0.1)"] * 2}).to_csv(tmp_path / "alg" / "nsd_stim_info_merged.csv")
     ann = tmp_path / "raw" / "coco" / "annotations"
     ann.mkdir(parents=True)
-    json.dump({"annotations": [{"image_id": 111, "caption": "a dog "}, {"image_id": 111, "caption": "a pet"},
-                               {"image_id": 222, "caption": "a bus"}]}, open(ann / "captions_train2017.json", "w"))
+    for split, anns in (("train2017", [(1, 111, "a dog "), (2, 111, "a pet")]), ("val2017", [(3, 222, "a bus")])):
+        json.dump({"images": [{"id": i} for i in {a[1] for a in anns}],
+                   "annotations": [{"id": k, "image_id": i, "caption": c} for k, i, c in anns]},
+                  open(ann / f"captions_{split}.json", "w"))
     caps = coco_captions(params, np.array([5, 13]))
     assert caps == {"nsd-00005": ["a dog", "a pet"], "nsd-00013": ["a bus"]}
     with pytest.raises(AlgonautsError, match=r"NSD ids \[99\] .* not in .*nsd_stim_info_merged.csv"):

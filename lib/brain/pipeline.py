@@ -110,50 +110,47 @@ def synthetic_root(params: dict[str, Any], store=None, progress: bool = True) ->
 
 
 def nsd_table_path(params: dict[str, Any]) -> Path:
-    """Where the NSD stimulus table is looked for (first that exists)."""
+    """Where the NSD stimulus table is looked for: the stimuli's place (data_dir/nsd/), then
+    the Algonauts folder."""
     from lib.config import resolve_path
+    from lib.stimuli.sources import NSD_TABLE
 
-    candidates = [resolve_path(params["algonauts_dir"]) / NSD_TABLE, resolve_path(params["data_dir"]) / "nsd" / NSD_TABLE,
-                  resolve_path(params["data_dir"]) / NSD_TABLE]
+    candidates = [resolve_path(params["data_dir"]) / NSD_TABLE,
+                  resolve_path(params["algonauts_dir"]) / Path(NSD_TABLE).name]
     for c in candidates:
         if c.is_file():
             return c
     raise AlgonautsError(
-        f"the NSD stimulus table {NSD_TABLE} was not found (looked in {', '.join(map(str, candidates))}). "
-        "It maps NSD ids to COCO ids; get it with `python -m lib fetch coco-nsd` or from the NSD release "
-        "(nsddata/experiments/nsd/nsd_stim_info_merged.csv) and put it in data_dir/nsd/")
+        f"the NSD stimulus table {Path(NSD_TABLE).name} was not found (looked in {', '.join(map(str, candidates))}). "
+        "It maps NSD ids to COCO ids; get it with `python -m lib fetch coco-nsd --profile paper` or from the NSD "
+        "release (nsddata/experiments/nsd/nsd_stim_info_merged.csv)")
 
 
 def coco_captions(params: dict[str, Any], nsd_ids: np.ndarray) -> dict[str, list[str]]:
-    """Captions of the COCO images behind NSD ids (via the NSD stimulus table)."""
+    """Captions of the COCO images behind NSD ids (NSD table -> COCO id -> COCO captions),
+    read with the stimulus module's readers."""
     from lib.config import resolve_path
+    from lib.stimuli.sources import COCO_CAPTIONS, read_nsd_stim_info
+    from lib.stimuli.sources import coco_captions as read_coco_captions
 
     path = nsd_table_path(params)
-    table = pd.read_csv(path)
-    missing_cols = {"nsdId", "cocoId"} - set(table.columns)
-    if missing_cols:
-        raise AlgonautsError(f"{path} lacks columns {sorted(missing_cols)}; it must be NSD's nsd_stim_info_merged.csv")
-    table = table.set_index("nsdId")
+    table = read_nsd_stim_info(path).set_index("nsdId")
     absent = [int(v) for v in nsd_ids if int(v) not in table.index]
     if absent:
         raise AlgonautsError(f"NSD ids {absent[:10]} ({len(absent)} in all) of the Algonauts images are not in {path}; "
                              "use the complete nsd_stim_info_merged.csv of the NSD release")
-    coco_dir = resolve_path(params["data_dir"]) / "coco" / "annotations"
+    rows = table.loc[[int(v) for v in nsd_ids]]
     by_coco: dict[int, list[str]] = {}
-    for split in ("train2017", "val2017"):
-        f = coco_dir / f"captions_{split}.json"
-        if f.is_file():
-            with open(f) as fh:
-                for ann in json.load(fh)["annotations"]:
-                    by_coco.setdefault(int(ann["image_id"]), []).append(ann["caption"].strip())
+    for split in sorted(rows["cocoSplit"].unique()):
+        f = resolve_path(params["data_dir"]) / COCO_CAPTIONS.format(split=split)
+        if not f.is_file():
+            raise AlgonautsError(f"COCO caption file {f} not found; python -m lib fetch coco-nsd --profile paper")
+        by_coco.update(read_coco_captions(f))
     out = {}
-    for v in nsd_ids:
-        cid = int(table.loc[int(v), "cocoId"])
-        if cid not in by_coco:
-            raise AlgonautsError(
-                f"no COCO captions for COCO id {cid} (NSD id {int(v)}); expected captions_train2017.json / "
-                f"captions_val2017.json in {coco_dir} (python -m lib fetch coco-nsd)")
-        out[f"nsd-{int(v):05d}"] = by_coco[cid]
+    for v, cid in zip(nsd_ids, rows["cocoId"]):
+        if int(cid) not in by_coco:
+            raise AlgonautsError(f"no COCO captions for COCO id {int(cid)} (NSD id {int(v)}) in the COCO caption files")
+        out[f"nsd-{int(v):05d}"] = by_coco[int(cid)]
     return out
 
 
