@@ -634,9 +634,17 @@ def _weights_checks(params: dict[str, Any]) -> Iterable[doctor.Check]:
 
 @doctor.fetcher("weights", "download pretrained weights into the HF/torch caches (--models a,b,...)")
 def fetch_weights(params: dict[str, Any], models: str | list[str] | None = None, **_: Any) -> None:
-    names = models if models is not None else params.get("models", list(MODEL_NAMES))
+    names = models if models else params.get("models", list(MODEL_NAMES))
     if isinstance(names, str):
-        names = [n.strip() for n in names.split(",") if n.strip()]
+        names = [names]
+    names = [n.strip() for item in names for n in str(item).split(",") if n.strip()]
+    for name in names:
+        spec(name)
+    missing = [n for n in names if not weight_file(n).local]
+    if missing and not network_available():
+        raise ModelError(f"cannot reach huggingface.co to download weights of {', '.join(missing)}; run "
+                         f"'{fetch_command(missing)}' on a machine with internet and copy its "
+                         f"~/.cache/huggingface (and ~/.cache/torch, ~/.cache/clip) here")
     for name in names:
         path = download_weights(name)
         print(f"{name}: {path}")

