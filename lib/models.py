@@ -15,7 +15,6 @@ import re
 import threading
 import warnings
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Callable, Iterable
 
 import numpy as np
