@@ -109,7 +109,7 @@ def _fetch(url: str, part: Path, size: int | None, progress: bool, timeout: floa
         mode = "ab" if have else "wb"
         bar = None
         if progress:
-            from lib.stimuli.progress import tqdm
+            from lib.progress import tqdm
 
             bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=desc, leave=False)
         try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 import time
-import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -26,10 +25,6 @@ import torch
 
 from lib.gram import ZeroNormError, check_metric, rdm_from_gram, upper
 from lib.models import LoadedModel, ModelError, first_tensor, load_model, spec, weights_tag
-
-# tqdm.auto (used here and by libraries the engine imports) warns in kernels without
-# ipywidgets; the text bar is fine, so the warning is noise in the book.
-warnings.filterwarnings("ignore", message="IProgress not found")
 
 ENGINE_VERSION = "1"
 STEP = "model_rdms"
@@ -235,7 +230,7 @@ def compute_grams(lm: LoadedModel, x: torch.Tensor, table: pd.DataFrame, *, metr
     For ``correlation`` the Grams are of row-centred activations. Lowers the batch size and
     continues when the device runs out of memory (and says so in ``report['notes']``).
     """
-    from tqdm.auto import tqdm
+    from lib.progress import tqdm
 
     check_metric(metric)
     n = len(x)

@@ -21,7 +21,6 @@ random: the stimulus.
 
 from __future__ import annotations
 
-from typing import Iterable
 
 import numpy as np
 from scipy.stats import rankdata
@@ -240,7 +239,7 @@ def bootstrap_spearman(
     block = max(1, min(n_boot, BLOCK_BYTES // (8 * m * kb)))
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from lib.progress import tqdm
 
         bar = tqdm(total=n_boot, desc=desc, leave=False)
     for d0 in range(0, n_boot, block):

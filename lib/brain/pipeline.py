@@ -13,7 +13,6 @@ import hashlib
 import json
 import shutil
 import uuid
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,6 @@ from lib.brain.rois import RoiRdms, roi_rdms
 from lib.brain.synthetic import planted_table, write_synthetic_algonauts
 
 VERSION = "1"
-# tqdm.auto (imported by the engine and the stimulus code) warns in kernels without
-# ipywidgets; the chapters pass progress=False, so the warning is noise there.
-warnings.filterwarnings("ignore", message="IProgress not found")
 SYNTHETIC_SCALE = 0.05  # vertex counts relative to the release (demo: ~1,000 per hemisphere)
 NSD_TABLE = "nsd_stim_info_merged.csv"
 

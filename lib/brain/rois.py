@@ -113,7 +113,7 @@ def roi_rdms(data: BrainData, mode: str = "mean", progress: bool = False) -> Roi
     """
     if mode not in MODES:
         raise ValueError(f"roi_rdm_mode must be one of {list(MODES)}, got {mode!r}")
-    from tqdm import tqdm
+    from lib.progress import tqdm
 
     order: list[tuple[str, str]] = []
     for s in data.subjects:

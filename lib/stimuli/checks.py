@@ -103,7 +103,7 @@ def fetch_coco_nsd(params: dict[str, Any], *, nsd_url: str = NSD_TABLE_URL,
         split=r.cocoSplit, coco_id=int(r.cocoId))).is_file()]
     bar = None
     if progress:
-        from lib.stimuli.progress import tqdm
+        from lib.progress import tqdm
 
         bar = tqdm(total=len(todo), desc="COCO images", unit="img")
     for r in todo:

@@ -173,7 +173,7 @@ def search(
     rows: list[dict[str, Any]] = []
     bar = None
     if progress:
-        from lib.stimuli.progress import tqdm
+        from lib.progress import tqdm
 
         bar = tqdm(total=len(ids), desc="distractor search", unit="base image")
     for i, js in pairs.items():

@@ -399,7 +399,7 @@ def itti_koch(
     out: list[np.ndarray | None] = [None] * len(items)
     bar = None
     if progress:
-        from lib.stimuli.progress import tqdm
+        from lib.progress import tqdm
 
         bar = tqdm(total=len(items), desc="saliency maps", unit="map")
     with torch.inference_mode():

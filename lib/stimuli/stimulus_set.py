@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lib.stimuli.distractors import CONDITIONS, EDITED, Box, paste, search, select
+from lib.stimuli.distractors import CONDITIONS, Box, paste, search, select
 
 STEP, VERSION = "stimulus_set", "2"  # 2: per-base quantile thresholds
 SEARCH_KEYS = ("seed", "selection_mode", "sem_similar_max", "sem_dissimilar_min", "sal_little_max",
