@@ -85,6 +85,21 @@ def provenance_table(run_dir: str | Path | None) -> pd.DataFrame:
 
 
 def warnings(run_dir: str | Path | None) -> list[str]:
-    """One sentence per warning-worthy fact (random weights, synthetic data) in this run."""
+    """One sentence per warning-worthy fact in this run: a single line naming every model
+    that ran on random weights (chapters each record their own), and each synthetic-data
+    notice."""
     records = [r for r in provenance.read(run_dir) if r["kind"] in provenance.WARNING_KINDS]
-    return sorted({r["message"] for r in records})
+    random_models: set[str] = set()
+    out: set[str] = set()
+    for r in records:
+        if r["kind"] == "random_weights":
+            names = r.get("models") or [r.get("model")]
+            random_models.update(str(n) for n in names if n)
+        else:
+            out.add(r["message"])
+    lines = sorted(out)
+    if random_models:
+        lines.insert(0, f"Random (untrained, seeded) weights were used for: {', '.join(sorted(random_models))}. "
+                        "Every result from these networks describes an untrained architecture, not the "
+                        "paper's trained networks; get the weights with `python -m lib fetch weights`.")
+    return lines
