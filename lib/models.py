@@ -136,20 +136,23 @@ def _timm_weight_file(s: ModelSpec) -> WeightFile:
         return WeightFile(None, (), None, None)
     repo = getattr(cfg, "hf_hub_id", None) or None
     names = ("model.safetensors", "pytorch_model.bin")
-    local = None
-    if repo:
-        from huggingface_hub import try_to_load_from_cache
-
-        for fn in names:
-            hit = try_to_load_from_cache(repo, fn)
-            if isinstance(hit, str) and os.path.isfile(hit):
-                local = hit
-                break
+    local = _cached_hub_file(repo, names) if repo else None
     url = getattr(cfg, "url", None) or None
     if local is None and url:
         path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
         local = path if os.path.isfile(path) else None
     return WeightFile(repo, names, url, local)
+
+
+def _cached_hub_file(repo: str, names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` already in the local Hugging Face cache (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for fn in names:
+        hit = try_to_load_from_cache(repo, fn)
+        if isinstance(hit, str) and os.path.isfile(hit):
+            return hit
+    return None
 
 
 def _open_clip_weight_file(s: ModelSpec) -> WeightFile:
@@ -163,15 +166,9 @@ def _open_clip_weight_file(s: ModelSpec) -> WeightFile:
     local = None
     repo, names = None, ()
     if cfg.get("hf_hub"):
-        from huggingface_hub import try_to_load_from_cache
-
         repo, fn = os.path.split(cfg["hf_hub"].rstrip("/") + ("/" if cfg["hf_hub"].endswith("/") else ""))
         names = (fn,) if fn else ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-        for fn in names:
-            hit = try_to_load_from_cache(repo, fn)
-            if isinstance(hit, str) and os.path.isfile(hit):
-                local = hit
-                break
+        local = _cached_hub_file(repo, names)
     url = cfg.get("url") or None
     if local is None and url:
         path = os.path.join(os.path.expanduser("~/.cache/clip"), os.path.basename(url))
