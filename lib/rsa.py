@@ -177,6 +177,17 @@ def _rdm_ingredient(rdms: rsatoolbox.rdm.RDMs) -> dict:
             "d": {k: [str(x) for x in v] for k, v in rdms.rdm_descriptors.items()}}
 
 
+def _check_against_references(layer_rdms: rsatoolbox.rdm.RDMs, refs: Mapping[str, rsatoolbox.rdm.RDMs]) -> None:
+    for name, ref in refs.items():
+        check_same_stimuli(layer_rdms, ref, f"layer RDMs of {_label(layer_rdms, 'the model')}", f"reference {name!r}")
+
+
+def _layer_table_inputs(layer_rdms, refs, condition, n_permutations, n_bootstrap, level, seed) -> dict:
+    """Cache-key ingredients of a per-layer table (RSA or partial RSA)."""
+    return {"layers": _rdm_ingredient(layer_rdms), "refs": {k: _rdm_ingredient(v) for k, v in refs.items()},
+            "condition": condition, "n_perm": n_permutations, "n_boot": n_bootstrap, "level": level, "seed": seed}
+
+
 # ----------------------------------------------------------------------------- RSA table
 def rsa_table(
     layer_rdms: rsatoolbox.rdm.RDMs,
@@ -199,8 +210,7 @@ def rsa_table(
     """
     check_condition(condition)
     refs = _references(references)
-    for name, ref in refs.items():
-        check_same_stimuli(layer_rdms, ref, f"layer RDMs of {_label(layer_rdms, 'the model')}", f"reference {name!r}")
+    _check_against_references(layer_rdms, refs)
 
     def compute() -> pd.DataFrame:
         layers = layer_rdms.get_vectors()
@@ -237,8 +247,7 @@ def rsa_table(
         out["q"] = _family_fdr(out, ["model", "condition", "reference"])
         return out[list(TABLE_COLUMNS)]
 
-    inputs = {"layers": _rdm_ingredient(layer_rdms), "refs": {k: _rdm_ingredient(v) for k, v in refs.items()},
-              "condition": condition, "n_perm": n_permutations, "n_boot": n_bootstrap, "level": level, "seed": seed}
+    inputs = _layer_table_inputs(layer_rdms, refs, condition, n_permutations, n_bootstrap, level, seed)
     return _cached(store, "rsa_table", inputs, compute)
 
 
@@ -352,8 +361,7 @@ def partial_rsa(
     refs = _references(references)
     if len(refs) != 2:
         raise RSAInputError(f"partial RSA takes exactly two references (target and control); got {list(refs)}")
-    for name, ref in refs.items():
-        check_same_stimuli(layer_rdms, ref, f"layer RDMs of {_label(layer_rdms, 'the model')}", f"reference {name!r}")
+    _check_against_references(layer_rdms, refs)
 
     def compute() -> pd.DataFrame:
         names = list(refs)
@@ -407,8 +415,7 @@ def partial_rsa(
         out["q"] = _family_fdr(out, ["model", "condition", "reference"])
         return out[list(TABLE_COLUMNS) + ["control", "rho_zero_order"]]
 
-    inputs = {"layers": _rdm_ingredient(layer_rdms), "refs": {k: _rdm_ingredient(v) for k, v in refs.items()},
-              "condition": condition, "n_perm": n_permutations, "n_boot": n_bootstrap, "level": level, "seed": seed}
+    inputs = _layer_table_inputs(layer_rdms, refs, condition, n_permutations, n_bootstrap, level, seed)
     return _cached(store, "partial_rsa", inputs, compute)
 
 
