@@ -9,86 +9,16 @@ matrix products over layer chunks instead of ~340k calls of ``scipy.stats.spearm
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pandas as pd
 import rsatoolbox
 from scipy import stats
-from scipy.stats import rankdata
 
 from lib.brain.noise_ceiling import noise_ceiling
 from lib.brain.rois import RoiRdms
+from lib.inference import ranked
 
 LAYER_COLUMNS = ("model", "layer", "call_index", "depth", "rel_depth", "block", "type")
-
-
-_SIGN = np.uint64(1 << 63)
-
-
-def _sort_order(row: np.ndarray) -> np.ndarray:
-    """Indices that sort a float64 row, via one SIMD sort of 64-bit keys.
-
-    Why: ``np.argsort`` of float64 is ~3x slower than ``np.sort`` of 64-bit integers. The
-    float's bits are mapped to an order-preserving unsigned key whose lowest bits are replaced
-    by the element's index, so sorting the keys sorts the values and carries the indices.
-    Values that agree in all but those low bits may come out in index order; the caller
-    checks the result and repairs it (a stable sort of an almost sorted array is cheap).
-    """
-    m = len(row)
-    bits = np.uint64(max(1, int(m - 1).bit_length()))
-    u = np.ascontiguousarray(row, dtype=np.float64).view(np.uint64)
-    key = u ^ ((np.uint64(0) - (u >> np.uint64(63))) | _SIGN)  # negative: all bits flipped; else sign bit set
-    key >>= bits
-    key <<= bits
-    key |= np.arange(m, dtype=np.uint64)
-    key.sort()
-    return (key & ((np.uint64(1) << bits) - np.uint64(1))).astype(np.intp)
-
-
-def _centred(r: np.ndarray) -> np.ndarray:
-    r = r - r.mean()
-    norm = np.linalg.norm(r)
-    return r / norm if norm > 0 else np.full(len(r), np.nan)
-
-
-def _rank_row(row: np.ndarray, out: np.ndarray, base: np.ndarray) -> None:
-    """Write the centred, unit-norm ranks of ``row`` into ``out``. Exact ties are averaged
-    (scipy's rankdata); the common tie-free case is one integer sort, one gather and one
-    scatter of the precomputed centred ranks ``base``."""
-    if not np.isfinite(row).all():
-        out[:] = _centred(rankdata(row))
-        return
-    order = _sort_order(row)
-    s = row[order]
-    if (s[1:] < s[:-1]).any():  # near-equal values left in index order: repair
-        fix = np.argsort(s, kind="stable")
-        order, s = order[fix], s[fix]
-    if (s[1:] == s[:-1]).any():
-        out[:] = _centred(rankdata(row))
-    else:
-        out[order] = base
-
-
-def ranked(vectors: np.ndarray, dtype=np.float32, workers: int | None = None) -> np.ndarray:
-    """Rows -> centred unit-norm ranks (ties averaged): Spearman = dot product. Constant rows -> NaN."""
-    v = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
-    n_rows, m = v.shape
-    out = np.empty(v.shape, dtype=dtype)
-    base = _centred(np.arange(1, m + 1, dtype=np.float64)).astype(dtype)
-    workers = workers or min(4, os.cpu_count() or 1)
-
-    def one(i: int) -> None:
-        _rank_row(v[i], out[i], base)
-
-    if workers > 1 and n_rows > 1 and m > 50_000:
-        with ThreadPoolExecutor(workers) as ex:  # numpy's sorts release the GIL
-            list(ex.map(one, range(n_rows)))
-    else:
-        for i in range(n_rows):
-            one(i)
-    return out
 
 
 def _sem(x: pd.Series) -> float:
