@@ -35,6 +35,11 @@ class Param:
     choices: tuple[Any, ...] | None = None
     nullable: bool = False
     item_type: type | None = None  # element type for list parameters
+    # Allowed range for numbers (None = unbounded); ``*_open`` excludes the bound itself.
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
 
 
 def _p(types, help, **kw) -> Param:
@@ -84,6 +89,16 @@ SCHEMA: dict[str, Param] = {
     "roi_rdm_mode": _p(str, "how hemispheres combine into an ROI RDM", choices=("mean", "concat")),
     "noise_ceiling": _p(str, "noise-ceiling method", choices=("loso", "bootstrap")),
     "synthetic_noise": _p(float, "synthetic subjects: noise standard deviation relative to signal"),
+    # --- replication choices (issue 9)
+
+    # --- statistics (issue 11)
+
+    # --- training dynamics (issue 13)
+
+    # --- scale-out and architecture (issue 12)
+
+    # --- reliability (issue 14)
+
 }
 
 # Injected by the build, not set by profiles.
@@ -119,7 +134,23 @@ def _check_type(name: str, value: Any, p: Param) -> Any:
             raise ConfigError(f"parameter {name!r} must be a list of {p.item_type.__name__}, got {value!r}")
     if p.choices is not None and value not in p.choices:
         raise ConfigError(f"parameter {name!r} must be one of {list(p.choices)}, got {value!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not _in_range(value, p):
+        raise ConfigError(f"parameter {name!r} must be in {_range_text(p)}, got {value!r} ({p.help})")
     return value
+
+
+def _in_range(value: float, p: Param) -> bool:
+    if p.low is not None and (value < p.low or (p.low_open and value == p.low)):
+        return False
+    return not (p.high is not None and (value > p.high or (p.high_open and value == p.high)))
+
+
+def _range_text(p: Param) -> str:
+    left = "(" if p.low_open or p.low is None else "["
+    right = ")" if p.high_open or p.high is None else "]"
+    lo = "-inf" if p.low is None else f"{p.low:g}"
+    hi = "inf" if p.high is None else f"{p.high:g}"
+    return f"{left}{lo}, {hi}{right}"
 
 
 def unknown_name_error(name: str, valid: list[str], what: str = "parameter") -> ConfigError:
