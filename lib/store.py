@@ -1,13 +1,30 @@
-"""Content-addressed artifact cache with atomic writes.
+"""Content-addressed artifact cache: atomic, verified, safe for concurrent writers and readers.
 
 An artifact is a folder ``<root>/<step>/<key>/`` holding one file per named value plus
 ``_meta.json``. The key hashes the step name, a per-step version string (bump it when the
-step's code changes meaning) and every input that changes the result. Values are written
-into a temporary folder that is renamed into place only once complete, so a crash never
-leaves an artifact a later run would trust; a rerun simply resumes from what finished.
+step's code changes meaning) and every input that changes the result.
+
+Integrity: ``_meta.json`` records the size and SHA-256 of every file when the artifact is
+written; every read checks them (digests are remembered by file identity in
+:mod:`lib.filehash`, so a warm run hashes nothing). A damaged artifact (flipped bytes,
+truncated or deleted file, unreadable metadata) is never used: :meth:`Store.get_or_compute`
+warns, naming the artifact, and recomputes it; :meth:`Store.load` raises
+:class:`IntegrityError` naming the artifact and the fix.
+
+Concurrency: values are written into a private temp folder (its name carries the writer's
+pid and host), renamed to ``.data-<key>-<token>`` once complete, and published by creating
+the symlink ``<key> -> .data-<key>-<token>``. Creating a symlink that exists fails
+atomically, so when two processes compute the same artifact the first to finish wins and
+the other reuses its result; replacing an artifact (``force`` or repair) swaps the symlink
+with one atomic rename, so a reader sees the old or the new artifact, never a missing or
+partial one. A reader that loses a race against a replacement simply reads again.
+Leftovers of killed writers are removed at the next run (:meth:`Store.clean_tmp`), but
+never the temp folder of a writer that is still alive.
 
 Supported values: numpy arrays (.npy), lists of arrays (.npz, e.g. images of different
-sizes), pandas DataFrames (.parquet) and JSON-able data (.json). No pickles.
+sizes), pandas DataFrames (.parquet) and JSON-able data (.json). No pickles. Steps that
+write a folder tree of their own (synthetic fMRI subjects) use
+:meth:`Store.get_or_compute_folder` and get the same guarantees.
 """
 
 from __future__ import annotations
@@ -15,16 +32,32 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
+from lib.filehash import file_digest
+
 META = "_meta.json"
+STALE_FOREIGN_SECONDS = 6 * 3600  # a temp folder of another host's writer: removed after this long
+ORPHAN_SECONDS = 600  # a complete but unpublished data folder (writer killed between two renames)
+_WRITER = re.compile(r"-pid(\d+)@(.+)$")
+
+
+class IntegrityError(ValueError):
+    """A stored artifact does not match what was recorded when it was written."""
+
+
+class ArtifactWarning(UserWarning):
+    """A damaged or unreadable artifact was found and is being recomputed."""
 
 
 def _canonical(obj: Any) -> Any:
@@ -79,50 +112,201 @@ def _load(path: Path) -> Any:
         return json.load(fh)
 
 
+def _files_of(folder: Path) -> list[Path]:
+    """Every file under ``folder`` except the metadata, as sorted relative paths."""
+    return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file() and p.name != META)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.lstat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
 class Store:
     """The artifact cache. ``force_before``: artifacts created earlier are recomputed
-    (how ``--force`` recomputes each artifact once per run, not once per chapter)."""
+    (how ``--force`` recomputes each artifact once per run, not once per chapter).
+    ``verify``: check recorded checksums on every read (on by default)."""
 
-    def __init__(self, root: str | os.PathLike, force_before: float | None = None):
+    def __init__(self, root: str | os.PathLike, force_before: float | None = None, verify: bool = True):
         self.root = Path(root)
         self.force_before = force_before
+        self.verify = verify
 
     def path(self, step: str, key: str) -> Path:
         return self.root / step / key
 
+    def describe(self, step: str, key: str) -> str:
+        return f"artifact {step}/{key} ({self.path(step, key)})"
+
+    # --- reading ---------------------------------------------------------------------
+
+    def _meta(self, step: str, key: str, folder: Path | None = None, warn: bool = True) -> dict[str, Any] | None:
+        """The artifact's metadata, or None when it is missing; unreadable metadata counts
+        as missing (with a warning), so even ``force`` never trips over it."""
+        folder = folder if folder is not None else self.path(step, key)
+        try:
+            with open(folder / META) as fh:
+                meta = json.load(fh)
+            float(meta["created"])
+            problem = None if isinstance(meta.get("files"), dict) else "written without checksums (older lib)"
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, OSError) as err:
+            problem = f"unreadable {META} ({type(err).__name__}: {err})"
+        if problem is None:
+            return meta
+        if warn:
+            warnings.warn(f"{self.describe(step, key)}: {problem}; treating it as missing and recomputing it",
+                          ArtifactWarning, stacklevel=3)
+        return None
+
+    def _fresh(self, meta: dict[str, Any]) -> bool:
+        return self.force_before is None or float(meta["created"]) >= self.force_before
+
     def exists(self, step: str, key: str) -> bool:
-        meta = self.path(step, key) / META
-        if not meta.is_file():
-            return False
-        if self.force_before is None:
-            return True
-        with open(meta) as fh:
-            return json.load(fh)["created"] >= self.force_before
+        """A complete artifact with readable metadata, made in this run when forcing."""
+        meta = self._meta(step, key, warn=False)
+        return meta is not None and self._fresh(meta)
+
+    def _verified(self, step: str, key: str, folder: Path, meta: dict[str, Any]) -> None:
+        """Raise :class:`IntegrityError` unless every recorded file has its recorded size and digest."""
+        for rel, rec in meta["files"].items():
+            p = folder / rel
+            problem = None
+            try:
+                size = p.stat().st_size
+                if size != rec["size"]:
+                    problem = f"{rel} has {size} bytes, {rec['size']} were written"
+                elif self.verify and file_digest(p, self.root) != rec["sha256"]:
+                    problem = f"{rel} changed since it was written (checksum mismatch)"
+            except FileNotFoundError:
+                problem = f"{rel} is missing"
+            if problem:
+                raise IntegrityError(f"{self.describe(step, key)} is damaged: {problem}. Rerun with "
+                                     f"-p force=true, or delete {self.path(step, key)}, to recompute it")
+
+    def _read(self, step: str, key: str, load_values: bool) -> tuple[Path, dict[str, Any] | None]:
+        """Resolve the published version once and read it; if a concurrent writer replaced
+        (and removed) that version while we read, read the new one."""
+        link = self.path(step, key)
+        for _ in range(10):
+            folder = Path(os.path.realpath(link))
+            meta = self._meta(step, key, folder, warn=False)
+            if meta is None:
+                if os.path.realpath(link) != str(folder):
+                    continue  # replaced under our feet
+                raise IntegrityError(f"{self.describe(step, key)} is missing or its {META} is unreadable; "
+                                     "rerun with -p force=true to recompute it")
+            try:
+                self._verified(step, key, folder, meta)
+                if not load_values:
+                    return folder, None
+                values = {}
+                for rel in meta["files"]:
+                    p = folder / rel
+                    try:
+                        values[p.stem] = _load(p)
+                    except FileNotFoundError:
+                        raise
+                    except Exception as err:  # checksum matched but the file does not parse
+                        raise IntegrityError(f"{self.describe(step, key)}: {rel} cannot be read ({err}); rerun "
+                                             "with -p force=true to recompute it") from None
+                return folder, values
+            except (FileNotFoundError, IntegrityError):
+                if os.path.realpath(link) != str(folder):
+                    continue
+                raise
+        raise IntegrityError(f"{self.describe(step, key)} kept changing while being read; is a writer looping?")
 
     def load(self, step: str, key: str) -> dict[str, Any]:
-        folder = self.path(step, key)
-        return {p.stem: _load(p) for p in sorted(folder.iterdir()) if p.name != META}
+        """The artifact's values, checked against the checksums recorded when written."""
+        return self._read(step, key, load_values=True)[1]  # type: ignore[return-value]
 
-    def save(self, step: str, key: str, values: dict[str, Any], meta: dict[str, Any] | None = None) -> Path:
-        """Write atomically: a temp folder beside the target, renamed when complete."""
+    def _usable(self, step: str, key: str, load_values: bool, warn: bool = True) -> tuple[bool, dict[str, Any] | None]:
+        """(True, values) for a complete, fresh, intact artifact; damage is warned about."""
+        meta = self._meta(step, key, warn=warn)
+        if meta is None or not self._fresh(meta):
+            return False, None
+        try:
+            return True, self._read(step, key, load_values)[1]
+        except IntegrityError as err:
+            if warn:
+                warnings.warn(f"{err}; recomputing it", ArtifactWarning, stacklevel=3)
+            return False, None
+
+    # --- writing ---------------------------------------------------------------------
+
+    def _publish(self, step: str, key: str, write: Callable[[Path], None], meta: dict[str, Any] | None,
+                 replace: bool) -> Path:
+        """Write into a private temp folder, then publish it atomically under ``<key>``.
+
+        ``replace=False``: an intact artifact published meanwhile by another process wins
+        (ours is discarded). ``replace=True``: ours replaces whatever is there."""
         final = self.path(step, key)
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+        token = uuid.uuid4().hex[:12]
+        tmp = final.parent / f".tmp-{key}-{token}-pid{os.getpid()}@{socket.gethostname()}"
+        data = final.parent / f".data-{key}-{token}"
         tmp.mkdir()
         try:
-            for name, value in values.items():
-                _save(tmp, name, value)
+            write(tmp)
+            files = {p.as_posix(): {"size": (tmp / p).stat().st_size, "sha256": file_digest(tmp / p)}
+                     for p in _files_of(tmp)}
+            record = {"step": step, "key": key, "created": time.time(), **(meta or {}), "files": files}
             with open(tmp / META, "w") as fh:
-                json.dump({"step": step, "key": key, "created": time.time(), **(meta or {})}, fh, default=str)
-            if final.exists():
-                old = final.parent / f".old-{key}-{uuid.uuid4().hex[:8]}"
-                final.rename(old)
-                shutil.rmtree(old, ignore_errors=True)
-            tmp.rename(final)
+                json.dump(record, fh, default=str)
+            tmp.rename(data)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        try:
+            os.symlink(data.name, final)  # atomic "create if absent": first finished wins
+            return final
+        except FileExistsError:
+            pass
+        if not replace and self._usable(step, key, load_values=False, warn=False)[0]:
+            shutil.rmtree(data, ignore_errors=True)  # another writer finished first: reuse theirs
+            return final
+        self._swap(final, data)
         return final
+
+    def _swap(self, final: Path, data: Path) -> None:
+        """Point ``final`` at ``data`` in one atomic rename; remove the version it replaced."""
+        old: Path | None = None
+        if final.is_symlink():
+            old = final.parent / os.readlink(final)
+        elif final.exists():  # a plain folder (cache written before symlinks): move it aside first
+            old = final.parent / f".old-{final.name}-{uuid.uuid4().hex[:8]}"
+            try:
+                final.rename(old)
+            except FileNotFoundError:
+                old = None
+        link = final.parent / f".lnk-{final.name}-{uuid.uuid4().hex[:8]}"
+        os.symlink(data.name, link)
+        os.replace(link, final)
+        if old is not None and old.resolve() != data.resolve():
+            shutil.rmtree(old, ignore_errors=True)  # readers of it retry on the new version
+
+    def save(self, step: str, key: str, values: dict[str, Any], meta: dict[str, Any] | None = None) -> Path:
+        """Write (or replace) an artifact atomically, recording a checksum per file."""
+
+        def write(folder: Path) -> None:
+            for name, value in values.items():
+                _save(folder, name, value)
+
+        return self._publish(step, key, write, meta, replace=True)
 
     def get_or_compute(
         self,
@@ -131,32 +315,98 @@ class Store:
         inputs: dict[str, Any],
         compute: Callable[[], dict[str, Any]],
     ) -> dict[str, Any]:
-        """Load the artifact for these inputs, or compute, save and return it."""
+        """Load the artifact for these inputs, or compute, save and return it.
+
+        A damaged artifact is recomputed with an :class:`ArtifactWarning`; when another
+        process publishes the same artifact first, its result is used."""
         key = make_key(step, version, inputs)
-        if self.exists(step, key):
-            return self.load(step, key)
+        ok, values = self._usable(step, key, load_values=True)
+        if ok:
+            return values  # type: ignore[return-value]
         start = time.time()
-        values = compute()
-        self.save(step, key, values, {"version": version, "seconds": round(time.time() - start, 3),
-                                      "inputs": _canonical(inputs)})
+        computed = compute()
+        extra = {"version": version, "seconds": round(time.time() - start, 3), "inputs": _canonical(inputs)}
+
+        def write(folder: Path) -> None:
+            for name, value in computed.items():
+                _save(folder, name, value)
+
+        self._publish(step, key, write, extra, replace=False)
         return self.load(step, key)
 
+    def get_or_compute_folder(self, step: str, version: str, inputs: dict[str, Any],
+                              write: Callable[[Path], None]) -> Path:
+        """Like :meth:`get_or_compute` for a step that writes a folder tree of its own:
+        ``write(folder)`` fills an empty folder; returns the verified artifact folder."""
+        key = make_key(step, version, inputs)
+        if not self._usable(step, key, load_values=False)[0]:
+            meta: dict[str, Any] = {"version": version, "inputs": _canonical(inputs)}
+
+            def timed_write(folder: Path) -> None:
+                start = time.time()
+                write(folder)
+                meta["seconds"] = round(time.time() - start, 3)
+
+            self._publish(step, key, timed_write, meta, replace=False)
+            self._read(step, key, load_values=False)
+        return self.path(step, key)
+
+    # --- housekeeping ----------------------------------------------------------------
+
     def clean_tmp(self) -> int:
-        """Remove leftovers of crashed writes; returns how many were removed."""
-        leftovers = [p for p in self.root.glob("*/.tmp-*")] + [p for p in self.root.glob("*/.old-*")]
-        for p in leftovers:
+        """Remove leftovers of killed writers; returns how many were removed.
+
+        A temp folder is removed when its writer (pid in its name) is dead on this host,
+        when it was written on another host more than :data:`STALE_FOREIGN_SECONDS` ago,
+        or when its name carries no writer (older code). A live writer's temp folder is
+        kept. Complete data folders no artifact points to are removed after
+        :data:`ORPHAN_SECONDS`."""
+        removed = 0
+        host = socket.gethostname()
+        for p in list(self.root.glob("*/.tmp-*")) + list(self.root.glob("*/.lnk-*")):
+            m = _WRITER.search(p.name)
+            if m is None:
+                stale = not p.name.startswith(".lnk-") or _age(p) > ORPHAN_SECONDS
+            elif m.group(2) == host:
+                stale = not _pid_alive(int(m.group(1)))
+            else:
+                stale = _age(p) > STALE_FOREIGN_SECONDS
+            if stale:
+                removed += self._remove(p)
+        for p in self.root.glob("*/.old-*"):
+            removed += self._remove(p)
+        for p in self.root.glob("*/.data-*"):
+            key = p.name[len(".data-"):].rsplit("-", 1)[0]
+            link = p.parent / key
+            if (not link.is_symlink() or os.readlink(link) != p.name) and _age(p) > ORPHAN_SECONDS:
+                removed += self._remove(p)
+        return removed
+
+    @staticmethod
+    def _remove(p: Path) -> int:
+        if p.is_symlink() or p.is_file():
+            p.unlink(missing_ok=True)
+        else:
             shutil.rmtree(p, ignore_errors=True)
-        return len(leftovers)
+        return 1
+
+
+_cleaned_roots: set[Path] = set()  # housekeeping runs once per process and cache folder
 
 
 def store_for(params: dict[str, Any]) -> Store:
-    """The store a chapter or CLI call should use for these parameters."""
+    """The store a chapter or CLI call should use for these parameters; the first call in
+    a process removes leftovers of killed writers."""
     from lib.config import resolve_path
 
     force_before = None
     if params.get("force"):
         force_before = _run_started(params.get("run_dir"))
-    return Store(resolve_path(params["cache_dir"]), force_before=force_before)
+    store = Store(resolve_path(params["cache_dir"]), force_before=force_before)
+    if store.root not in _cleaned_roots:
+        _cleaned_roots.add(store.root)
+        store.clean_tmp()
+    return store
 
 
 _PROCESS_START = time.time()

@@ -1,0 +1,105 @@
+"""Store under concurrency (issues 12 and 14): real processes race on one artifact."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+
+from lib.store import Store, make_key
+
+ENV = dict(os.environ, PYTHONPATH=os.getcwd())
+
+
+def _spawn(code: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+WRITER = """
+import os, sys, time, json, numpy as np
+from lib.store import Store
+cache, delay, go = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+while not os.path.exists(go):
+    time.sleep(0.005)
+def compute():
+    time.sleep(delay)
+    return {"who": np.full(50_000, os.getpid(), dtype=np.int64)}
+out = Store(cache).get_or_compute("race", "1", {"a": 1}, compute)
+print(json.dumps({"pid": os.getpid(), "got": int(out["who"][0]), "same": bool((out["who"] == out["who"][0]).all())}))
+"""
+
+
+def test_two_writers_of_one_artifact_first_finished_wins_and_the_other_reuses_it(tmp_path):
+    go = tmp_path / "go"
+    fast, slow = _spawn(WRITER, str(tmp_path), "0.2", str(go)), _spawn(WRITER, str(tmp_path), "1.5", str(go))
+    time.sleep(1.0)  # both interpreters started and waiting
+    go.touch()
+    results = []
+    for p in (fast, slow):
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert all(r["same"] for r in results)
+    assert results[0]["got"] == results[1]["got"] == results[0]["pid"]  # the faster one's artifact
+    key = make_key("race", "1", {"a": 1})
+    assert int(Store(tmp_path).load("race", key)["who"][0]) == results[0]["pid"]
+    leftovers = [p.name for p in (tmp_path / "race").iterdir() if p.name != key]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".data-")  # only the published version
+
+
+def test_many_simultaneous_writers_never_crash(tmp_path):
+    go = tmp_path / "go"
+    procs = [_spawn(WRITER, str(tmp_path), "0", str(go)) for _ in range(4)]
+    time.sleep(1.0)
+    go.touch()
+    got = set()
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        r = json.loads(out.strip().splitlines()[-1])
+        assert r["same"]
+        got.add(r["got"])
+    assert len(got) == 1  # everybody uses one and the same artifact
+
+
+REPLACER = """
+import sys, time, numpy as np
+from lib.store import Store
+store, stop = Store(sys.argv[1]), time.time() + float(sys.argv[2])
+i = 0
+while time.time() < stop:
+    i += 1
+    store.save("live", "k", {"arr": np.full(300_000, i, dtype=np.int64), "info": {"i": i}})
+print(i)
+"""
+
+READER = """
+import sys, time, json
+from lib.store import Store
+store, stop = Store(sys.argv[1]), time.time() + float(sys.argv[2])
+n, seen = 0, set()
+while time.time() < stop:
+    v = store.load("live", "k")   # must never raise, never mix two versions
+    i = v["info"]["i"]
+    assert (v["arr"] == i).all() and v["arr"].shape == (300_000,), (i, v["arr"][:3])
+    n += 1
+    seen.add(i)
+print(json.dumps({"loads": n, "versions": len(seen)}))
+"""
+
+
+def test_reader_racing_a_replacing_writer_never_sees_a_missing_or_partial_artifact(tmp_path):
+    Store(tmp_path).save("live", "k", {"arr": np.zeros(300_000, dtype=np.int64), "info": {"i": 0}})
+    writer = _spawn(REPLACER, str(tmp_path), "3")
+    reader = _spawn(READER, str(tmp_path), "3")
+    r_out, r_err = reader.communicate(timeout=120)
+    w_out, w_err = writer.communicate(timeout=120)
+    assert writer.returncode == 0, w_err
+    assert reader.returncode == 0, r_err
+    stats = json.loads(r_out.strip().splitlines()[-1])
+    assert int(w_out.strip()) > 5 and stats["loads"] > 5
+    assert stats["versions"] > 1  # the reader really saw replacements happen
