@@ -1,9 +1,10 @@
 """Profiles: every chapter parameter, validated, with repository paths and device choice.
 
 A profile (``params/<name>.yaml``) sets every parameter in :data:`SCHEMA`. Papermill
-injects whatever it is given, silently, so validation happens here: an unknown or
-misspelled name, a wrong type or a value outside its choices is an error that lists
-what is valid.
+injects whatever it is given, silently, so validation happens here, before any work: an
+unknown or misspelled name, a wrong type, a value outside its choices or range, an empty
+list, or a broken rule between parameters (:func:`check_rules`) is an error that says
+what is valid and how to fix it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ class Param:
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
+    # Lists and strings: the fewest items (characters) accepted, e.g. 1 = non-empty.
+    min_items: int | None = None
+
+
+MIN_PERMUTATIONS = 99  # p-values down to 0.01
+MIN_BOOTSTRAP = 20  # fewer resamples cannot place percentile CI bounds
+MIN_IMAGE_SIDE = 257  # lib.stimuli.saliency.MIN_SIZE (a test keeps the two equal; importing it costs torch)
+NSD_SUBJECTS = range(1, 9)
 
 
 def _p(types, help, **kw) -> Param:
@@ -48,47 +57,52 @@ def _p(types, help, **kw) -> Param:
 
 SCHEMA: dict[str, Param] = {
     # --- run-wide
-    "seed": _p(int, "seed for every random choice (placements, random weights, permutations)"),
+    "seed": _p(int, "seed for every random choice (placements, random weights, permutations)", low=0),
     "device": _p(str, "compute device", choices=("auto", "cpu", "cuda")),
-    "cache_dir": _p(str, "artifact cache folder (relative paths are relative to the repo)"),
-    "data_dir": _p(str, "folder holding downloaded data (COCO, NSD, Algonauts)"),
+    "cache_dir": _p(str, "artifact cache folder (relative paths are relative to the repo)", min_items=1),
+    "data_dir": _p(str, "folder holding downloaded data (COCO, NSD, Algonauts)", min_items=1),
     "force": _p(bool, "recompute every cached artifact"),
     # --- stimuli
     "source": _p(str, "where base images and captions come from", choices=("demo", "coco_nsd", "folder")),
     "folder_path": _p(str, "image folder (with captions.yaml) for source=folder", nullable=True),
-    "n_images": _p(int, "number of base images to consider (null = all)", nullable=True),
+    "n_images": _p(int, "number of base images to consider (null = all)", nullable=True, low=3),
     "nsd_shared1000": _p(bool, "coco_nsd: keep only the NSD shared-1000 images"),
-    "caption_model": _p(str, "sentence-transformers model for caption embeddings"),
+    "caption_model": _p(str, "sentence-transformers model for caption embeddings", min_items=1),
     "selection_mode": _p(str, "how conditions are chosen", choices=("threshold", "quantile")),
-    "sem_similar_max": _p(float, "threshold mode: semantic distance below which a distractor is similar"),
-    "sem_dissimilar_min": _p(float, "threshold mode: semantic distance above which it is dissimilar"),
-    "sal_little_max": _p(float, "threshold mode: saliency change below which it is 'little'"),
-    "sal_alot_min": _p(float, "threshold mode: saliency change above which it is 'a lot'"),
-    "quantile_low": _p(float, "quantile mode: lower quantile (similar / little)"),
-    "quantile_high": _p(float, "quantile mode: upper quantile (dissimilar / a lot)"),
-    "n_distractors": _p(int, "candidate distractor images tried per base image (null = all)", nullable=True),
-    "n_placements": _p(int, "candidate paste placements per distractor image"),
+    "sem_similar_max": _p(float, "threshold mode: semantic distance below which a distractor is similar",
+                          low=0, high=2),
+    "sem_dissimilar_min": _p(float, "threshold mode: semantic distance above which it is dissimilar", low=0, high=2),
+    "sal_little_max": _p(float, "threshold mode: saliency change below which it is 'little'", low=0),
+    "sal_alot_min": _p(float, "threshold mode: saliency change above which it is 'a lot'", low=0),
+    "quantile_low": _p(float, "quantile mode: lower quantile (similar / little)", low=0, high=1, low_open=True,
+                       high_open=True),
+    "quantile_high": _p(float, "quantile mode: upper quantile (dissimilar / a lot)", low=0, high=1, low_open=True,
+                        high_open=True),
+    "n_distractors": _p(int, "candidate distractor images tried per base image (null = all)", nullable=True, low=1),
+    "n_placements": _p(int, "candidate paste placements per distractor image", low=1),
     "swap_rb": _p(bool, "reproduce the original analysis's R/B channel swap in saliency"),
-    "saliency_batch_size": _p(int, "images per batched saliency computation"),
+    "saliency_batch_size": _p(int, "images per batched saliency computation", low=1),
     # --- models and extraction
-    "models": _p(list, "networks to analyse (registry names, timm:<name>, open_clip:<arch>:<tag>)", item_type=str),
+    "models": _p(list, "networks to analyse (registry names, timm:<name>, open_clip:<arch>:<tag>)", item_type=str,
+                 min_items=1),
     "weights": _p(str, "weights policy", choices=("auto", "pretrained", "random")),
     "preprocessing": _p(str, "image preprocessing", choices=("clip", "native")),
-    "layers": _p(str, "layer set: all, blocks, or a regular expression over layer names"),
+    "layers": _p(str, "layer set: all, blocks, or a regular expression over layer names", min_items=1),
     "metric": _p(str, "RDM distance", choices=("cosine", "correlation")),
-    "batch_size": _p(int, "images per forward pass (null = all at once)", nullable=True),
-    "memory_budget_gb": _p((int, float), "memory for held activations, in GB"),
+    "batch_size": _p(int, "images per forward pass (null = all at once)", nullable=True, low=1),
+    "memory_budget_gb": _p((int, float), "memory for held activations, in GB", low=0, low_open=True),
     # --- inference
-    "n_permutations": _p(int, "permutations for RSA p-values"),
-    "n_bootstrap": _p(int, "bootstrap resamples for confidence intervals"),
-    "alpha": _p(float, "significance level (FDR across layers)"),
+    "n_permutations": _p(int, "permutations for RSA p-values (99 or more: the smallest p-value is "
+                              "1/(n_permutations+1))", low=MIN_PERMUTATIONS),
+    "n_bootstrap": _p(int, "bootstrap resamples for confidence intervals", low=MIN_BOOTSTRAP),
+    "alpha": _p(float, "significance level (FDR across layers)", low=0, high=1, low_open=True, high_open=True),
     # --- brain
     "brain_source": _p(str, "fMRI data", choices=("synthetic", "algonauts")),
-    "algonauts_dir": _p(str, "Algonauts 2023 challenge data folder (subjXX/ inside)"),
-    "subjects": _p(list, "NSD subjects to use", item_type=int),
+    "algonauts_dir": _p(str, "Algonauts 2023 challenge data folder (subjXX/ inside)", min_items=1),
+    "subjects": _p(list, "NSD subjects to use (distinct ids 1-8, at least 2)", item_type=int, min_items=2),
     "roi_rdm_mode": _p(str, "how hemispheres combine into an ROI RDM", choices=("mean", "concat")),
     "noise_ceiling": _p(str, "noise-ceiling method", choices=("loso", "bootstrap")),
-    "synthetic_noise": _p(float, "synthetic subjects: noise standard deviation relative to signal"),
+    "synthetic_noise": _p(float, "synthetic subjects: noise standard deviation relative to signal", low=0),
     # --- replication choices (issue 9)
 
     # --- statistics (issue 11)
@@ -98,6 +112,9 @@ SCHEMA: dict[str, Param] = {
     # --- scale-out and architecture (issue 12)
 
     # --- reliability (issue 14)
+    "max_image_side": _p(int, "folder images whose longer side exceeds this are downscaled on load "
+                              f"(bounds memory; at least {MIN_IMAGE_SIDE}, the saliency pyramid's minimum)",
+                         low=MIN_IMAGE_SIDE),
 
 }
 
@@ -135,8 +152,69 @@ def _check_type(name: str, value: Any, p: Param) -> Any:
     if p.choices is not None and value not in p.choices:
         raise ConfigError(f"parameter {name!r} must be one of {list(p.choices)}, got {value!r}")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and not _in_range(value, p):
-        raise ConfigError(f"parameter {name!r} must be in {_range_text(p)}, got {value!r} ({p.help})")
+        raise ConfigError(f"parameter {name!r} must be in {_range_text(p)}, got {value!r} ({p.help}). "
+                          f"{_suggest(name)}")
+    if p.min_items is not None and isinstance(value, (list, str)) and len(value) < p.min_items:
+        what = "an empty" if not value else f"only {len(value)} items in the"
+        need = "a non-empty value" if p.min_items == 1 else f"at least {p.min_items} items"
+        raise ConfigError(f"parameter {name!r} needs {need}, got {what} {type(value).__name__} {value!r} "
+                          f"({p.help}). {_suggest(name)}")
     return value
+
+
+def _suggest(name: str) -> str:
+    """How to fix a bad value: the override syntax and the demo profile's value."""
+    demo = PARAMS_DIR / f"{DEFAULT_PROFILE}.yaml"
+    try:
+        example = (yaml.safe_load(demo.read_text()) or {}).get(name)
+    except (OSError, yaml.YAMLError):
+        example = None
+    shown = yaml.safe_dump(example, default_flow_style=True).strip().removesuffix("...").strip()
+    hint = f" (the {DEFAULT_PROFILE} profile uses {shown})" if example is not None else ""
+    return f"Fix it in the profile or with -p {name}=<value>{hint}."
+
+
+def _rule(ok: bool, message: str) -> str | None:
+    return None if ok else message
+
+
+def check_rules(params: dict[str, Any]) -> None:
+    """Rules that relate parameters to each other, checked once the profile and the
+    overrides are merged; the first broken rule is a :class:`ConfigError`."""
+    import re
+
+    g = params.get
+    problems = [
+        _rule(g("quantile_low", 0) < g("quantile_high", 1),
+              f"quantile_low ({g('quantile_low')}) must be below quantile_high ({g('quantile_high')}); "
+              "e.g. -p quantile_low=0.25 -p quantile_high=0.75"),
+        _rule(g("sem_similar_max", 0) < g("sem_dissimilar_min", 1),
+              f"sem_similar_max ({g('sem_similar_max')}) must be below sem_dissimilar_min "
+              f"({g('sem_dissimilar_min')}): a distractor cannot be both similar and dissimilar"),
+        _rule(g("sal_little_max", 0) < g("sal_alot_min", 1),
+              f"sal_little_max ({g('sal_little_max')}) must be below sal_alot_min ({g('sal_alot_min')})"),
+        _rule("n_permutations" not in params or "alpha" not in params
+              or 1.0 / (g("n_permutations") + 1) < g("alpha"),
+              f"with n_permutations={g('n_permutations')} the smallest possible p-value, 1/(n_permutations+1), is "
+              f"not below alpha={g('alpha')}: nothing could ever be significant; raise n_permutations"),
+        _rule(len(set(g("subjects", []))) == len(g("subjects", [])),
+              f"subjects {g('subjects')} lists a subject twice; list each NSD subject once"),
+        _rule(all(s in NSD_SUBJECTS for s in g("subjects", [])),
+              f"subjects {g('subjects')}: NSD subjects are numbered 1 to 8"),
+        _rule(len(set(g("models", []))) == len(g("models", [])),
+              f"models {g('models')} lists a model twice; list each once"),
+        _rule(g("source") != "folder" or bool(g("folder_path")),
+              "source=folder needs a folder: -p folder_path=<folder with images and captions.yaml>"),
+    ]
+    layers = g("layers")
+    if layers not in (None, "all", "blocks"):
+        try:
+            re.compile(layers)
+        except re.error as err:
+            problems.append(f"layers={layers!r} is neither all, blocks nor a valid regular expression ({err})")
+    broken = [m for m in problems if m]
+    if broken:
+        raise ConfigError("; ".join(broken))
 
 
 def _in_range(value: float, p: Param) -> bool:
@@ -201,6 +279,7 @@ def load_profile(name: str = DEFAULT_PROFILE, overrides: dict[str, Any] | None =
         raise ConfigError(f"{path} must hold a mapping of parameter: value")
     params = validate(values, origin=f"profile {name!r} ({path})")
     params.update(validate(overrides or {}, complete=False))
+    check_rules(params)
     params["profile"] = name
     return params
 

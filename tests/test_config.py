@@ -49,8 +49,8 @@ def test_bad_values_are_rejected(override, fragment):
 
 
 def test_int_is_accepted_for_float_and_null_for_nullable():
-    params = load_profile("tiny", {"alpha": 1, "n_images": None})
-    assert params["alpha"] == 1.0 and isinstance(params["alpha"], float)
+    params = load_profile("tiny", {"synthetic_noise": 1, "n_images": None})
+    assert params["synthetic_noise"] == 1.0 and isinstance(params["synthetic_noise"], float)
     assert params["n_images"] is None
 
 
