@@ -14,6 +14,7 @@ caught here with a message naming the file, not surface later as a wrong RDM.
 
 from __future__ import annotations
 
+import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,18 +67,39 @@ _HOWTO = (
 )
 
 
-def read_mapping(path: Path) -> dict[int, str]:
+def read_npy(path: Path, expected: str, mmap: bool = False, howto: str = _HOWTO) -> np.ndarray:
+    """``np.load`` of a release file; a missing, truncated or garbled file is an
+    :class:`AlgonautsError` naming the file and what it should hold."""
+    if not path.is_file():
+        raise AlgonautsError(f"missing file {path} ({expected}). {howto}")
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        size = path.stat().st_size
+        raise AlgonautsError(
+            f"{path} ({size} bytes) cannot be read as a NumPy array ({err}); expected {expected}. The file is "
+            f"truncated or not the release's; replace it with the one from the archive. {howto}"
+        ) from None
+
+
+def read_mapping(path: Path, howto: str = _HOWTO) -> dict[int, str]:
     """label -> ROI name. The release stores a Python dict with ``np.save`` (a pickled object
     array), so pickle loading is allowed for this file only; a plain array of names indexed by
     label is accepted too."""
     if not path.is_file():
-        raise AlgonautsError(f"missing ROI mapping file {path}. {_HOWTO}")
+        raise AlgonautsError(f"missing ROI mapping file {path}. {howto}")
     try:
-        arr = np.load(path, allow_pickle=False)
-        mapping = {i: str(name) for i, name in enumerate(arr.tolist())}
-    except ValueError:  # object array: the release's pickled dict
-        obj = np.load(path, allow_pickle=True)
-        mapping = obj.item() if obj.shape == () else {i: str(v) for i, v in enumerate(obj.tolist())}
+        try:
+            arr = np.load(path, allow_pickle=False)
+            mapping = {i: str(name) for i, name in enumerate(arr.tolist())}
+        except ValueError as err:  # object array: the release's pickled dict
+            if "allow_pickle" not in str(err):
+                raise
+            obj = np.load(path, allow_pickle=True)
+            mapping = obj.item() if obj.shape == () else {i: str(v) for i, v in enumerate(obj.tolist())}
+    except (ValueError, OSError, EOFError, TypeError, AttributeError, ImportError, pickle.UnpicklingError) as err:
+        raise AlgonautsError(f"{path} cannot be read ({type(err).__name__}: {err}); expected a dict label -> ROI "
+                             f"name saved with np.save. Replace it with the one from the archive. {howto}") from None
     if not isinstance(mapping, dict):
         raise AlgonautsError(f"{path} should hold a dict label -> ROI name, found {type(mapping).__name__}")
     return {int(k): str(v) for k, v in mapping.items()}
@@ -113,11 +135,11 @@ class Subject:
         return np.flatnonzero(np.isin(self.masks[(hemi, family)], labels))
 
 
-def list_images(root: str | Path, subject: int) -> tuple[list[Path], np.ndarray]:
+def list_images(root: str | Path, subject: int, howto: str = _HOWTO) -> tuple[list[Path], np.ndarray]:
     """Training image paths in row order (sorted names) and their NSD ids."""
     folder = images_dir(root, subject)
     if not folder.is_dir():
-        raise AlgonautsError(f"missing image folder {folder}. {_HOWTO}")
+        raise AlgonautsError(f"missing image folder {folder}. {howto}")
     paths = sorted(p for p in folder.iterdir() if p.suffix == ".png")
     ids = []
     for p in paths:
@@ -129,26 +151,25 @@ def list_images(root: str | Path, subject: int) -> tuple[list[Path], np.ndarray]
             )
         ids.append(int(m.group(2)))
     if not paths:
-        raise AlgonautsError(f"no .png images in {folder}. {_HOWTO}")
+        raise AlgonautsError(f"no .png images in {folder}. {howto}")
     return paths, np.asarray(ids, dtype=np.int64)
 
 
-def load_subject(root: str | Path, subject: int, families: tuple[str, ...] = tuple(FAMILIES)) -> Subject:
-    """Read and check one subject's folder."""
+def load_subject(root: str | Path, subject: int, families: tuple[str, ...] = tuple(FAMILIES),
+                 howto: str = _HOWTO) -> Subject:
+    """Read and check one subject's folder; ``howto`` ends every error (how to get the data)."""
     sdir = subject_dir(root, subject)
     if not sdir.is_dir():
         present = sorted(p.name for p in Path(root).glob("subj*")) if Path(root).is_dir() else []
         raise AlgonautsError(
             f"missing subject folder {sdir} (found: {present or 'nothing'}). Set -p subjects=[...] to the "
-            f"subjects you have, or add the folder. {_HOWTO}"
+            f"subjects you have, or add the folder. {howto}"
         )
-    paths, ids = list_images(root, subject)
+    paths, ids = list_images(root, subject, howto)
     fmri: dict[str, np.ndarray] = {}
     for hemi in HEMIS:
         path = fmri_path(root, subject, hemi)
-        if not path.is_file():
-            raise AlgonautsError(f"missing fMRI file {path}. {_HOWTO}")
-        x = np.load(path, mmap_mode="r", allow_pickle=False)
+        x = read_npy(path, "a float array images x vertices (the subject's training fMRI)", mmap=True, howto=howto)
         if x.ndim != 2 or x.shape[0] != len(paths):
             raise AlgonautsError(
                 f"{path} has shape {x.shape} but {images_dir(root, subject)} holds {len(paths)} images; "
@@ -159,12 +180,11 @@ def load_subject(root: str | Path, subject: int, families: tuple[str, ...] = tup
     masks: dict[tuple[str, str], np.ndarray] = {}
     mappings: dict[str, dict[int, str]] = {}
     for family in families:
-        mappings[family] = read_mapping(mapping_path(root, subject, family))
+        mappings[family] = read_mapping(mapping_path(root, subject, family), howto)
         for hemi in HEMIS:
             path = mask_path(root, subject, hemi, family)
-            if not path.is_file():
-                raise AlgonautsError(f"missing ROI mask {path}. {_HOWTO}")
-            mask = np.load(path, allow_pickle=False).astype(np.int64).ravel()
+            mask = read_npy(path, "one integer ROI label per vertex (challenge space)", howto=howto)
+            mask = mask.astype(np.int64).ravel()
             if mask.shape[0] != fmri[hemi].shape[1]:
                 raise AlgonautsError(
                     f"{path} has {mask.shape[0]} entries but {fmri_path(root, subject, hemi)} has "
@@ -193,14 +213,16 @@ class BrainData:
         return [s.subject for s in self.subjects]
 
 
-def load_algonauts(root: str | Path, subjects: list[int] | tuple[int, ...]) -> BrainData:
-    """Load the subjects and keep, in every one, the rows of the images all of them saw."""
+def load_algonauts(root: str | Path, subjects: list[int] | tuple[int, ...], howto: str = _HOWTO) -> BrainData:
+    """Load the subjects and keep, in every one, the rows of the images all of them saw.
+
+    ``howto`` ends every error; synthetic subjects pass their own (no registration)."""
     root = Path(root)
     if not root.is_dir():
-        raise AlgonautsError(f"Algonauts folder {root} does not exist. {_HOWTO}")
+        raise AlgonautsError(f"Algonauts folder {root} does not exist. {howto}")
     if len(set(subjects)) != len(subjects) or not subjects:
         raise AlgonautsError(f"subjects must be a non-empty list of distinct ids, got {list(subjects)}")
-    loaded = [load_subject(root, s) for s in subjects]
+    loaded = [load_subject(root, s, howto=howto) for s in subjects]
     shared = loaded[0].nsd_ids
     for s in loaded[1:]:
         shared = np.intersect1d(shared, s.nsd_ids)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,10 +72,15 @@ def _folder_key(root: Path, subjects: list[int]) -> str:
     return h.hexdigest()[:20]
 
 
+SYNTHETIC_HOWTO = ("These are synthetic subjects written by this project (brain_source=synthetic); rerun with "
+                   "-p force=true to rebuild them.")
+
+
 def synthetic_root(params: dict[str, Any], store=None, progress: bool = True) -> tuple[Path, dict[str, list[str]]]:
-    """Write (once, atomically) synthetic subjects for the stimulus set's Baseline images."""
+    """Synthetic subjects for the stimulus set's Baseline images, written once into the
+    artifact store (checksummed, verified on every use, rebuilt when damaged or forced)."""
     from lib.stimuli import build_stimulus_set
-    from lib.store import make_key, store_for
+    from lib.store import store_for
 
     store = store if store is not None else store_for(params)
     ss = build_stimulus_set(params, store=store, progress=progress)
@@ -85,23 +88,17 @@ def synthetic_root(params: dict[str, Any], store=None, progress: bool = True) ->
     nsd = np.sort(np.random.default_rng(params["seed"]).choice(73000, n, replace=False))
     inputs = {"stimuli": ss, "subjects": list(params["subjects"]), "noise": params["synthetic_noise"],
               "seed": params["seed"], "scale": SYNTHETIC_SCALE}
-    key = make_key("brain-synthetic", VERSION, inputs)
-    root = store.root / "brain-synthetic" / key
     captions = {f"nsd-{int(v):05d}": list(ss.captions[i]) for v, i in zip(nsd, ss.ids)}
-    if not (root / "synthetic.json").is_file() or store.force_before is not None and not root.exists():
-        tmp = root.parent / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
-        try:
-            structures = {k: ss.reference_rdm(k).get_matrices()[0] for k in ("saliency", "semantic")}
-            write_synthetic_algonauts(tmp, ss.images("Baseline"), nsd, structures, subjects=params["subjects"],
-                                      noise=params["synthetic_noise"], seed=params["seed"], scale=SYNTHETIC_SCALE,
-                                      coco_ids=None)
-            with open(tmp / "captions.json", "w") as fh:
-                json.dump({"stimulus_ids": list(ss.ids), "nsd_ids": nsd.tolist()}, fh)
-            if root.exists():
-                shutil.rmtree(root)
-            tmp.rename(root)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    def write(folder: Path) -> None:
+        structures = {k: ss.reference_rdm(k).get_matrices()[0] for k in ("saliency", "semantic")}
+        write_synthetic_algonauts(folder, ss.images("Baseline"), nsd, structures, subjects=params["subjects"],
+                                  noise=params["synthetic_noise"], seed=params["seed"], scale=SYNTHETIC_SCALE,
+                                  coco_ids=None)
+        with open(folder / "captions.json", "w") as fh:
+            json.dump({"stimulus_ids": list(ss.ids), "nsd_ids": nsd.tolist()}, fh)
+
+    root = store.get_or_compute_folder("brain-synthetic", VERSION, inputs, write)
     return root, captions
 
 
@@ -159,7 +156,7 @@ def brain_set(params: dict[str, Any], store=None, progress: bool = True) -> Brai
                          f"subjects={params['subjects']}. Set e.g. -p subjects=[1,2,3,4,5,6,8]")
     if params["brain_source"] == "synthetic":
         root, captions = synthetic_root(params, store, progress)
-        data = load_algonauts(root, params["subjects"])
+        data = load_algonauts(root, params["subjects"], howto=SYNTHETIC_HOWTO)
         return BrainSet(data, f"synthetic/{root.name}", True, captions, planted_table(root))
     root = resolve_path(params["algonauts_dir"])
     data = load_algonauts(root, params["subjects"])

@@ -14,6 +14,8 @@ import ast
 import contextlib
 import io
 import os
+import unicodedata
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +25,7 @@ import pandas as pd
 import yaml
 
 from lib.config import DATA_DIR, resolve_path
-from lib.stimuli.imageio import IMAGE_SUFFIXES, read_image, to_rgb_uint8
+from lib.stimuli.imageio import IMAGE_SUFFIXES, image_size, read_image, to_rgb_uint8
 
 DEMO_CAPTIONS = DATA_DIR / "demo" / "captions.yaml"
 DEMO_SIZE = 384  # demo photos: centre square, resized to this side (>= the saliency minimum)
@@ -119,19 +121,57 @@ def square_resize(image: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(cv2.resize(sq, (size, size), interpolation=interp))
 
 
+class _LiteralKeyLoader(yaml.SafeLoader):
+    """YAML loader that keeps mapping keys as written: captions are keyed by file names,
+    and plain YAML would turn ``000``, ``no`` and ``yes`` into 0, False and True."""
+
+
+def _literal_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
+    loader.flatten_mapping(node)
+    out: dict = {}
+    for key_node, value_node in node.value:
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else loader.construct_object(key_node, deep=True)
+        if key in out:
+            mark = key_node.start_mark
+            raise ValueError(f"{getattr(loader, 'name', 'captions file')}: key {key!r} appears twice "
+                             f"(line {mark.line + 1}); merge its captions into one entry")
+        out[key] = loader.construct_object(value_node, deep=True)
+    return out
+
+
+_LiteralKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _literal_keys)
+
+
+def _nfc(text: str) -> str:
+    """Unicode NFC form: macOS writes file names decomposed (NFD), editors compose (NFC)."""
+    return unicodedata.normalize("NFC", text)
+
+
 def read_captions_file(path: str | os.PathLike) -> dict[str, list[str]]:
-    """A YAML/JSON mapping id -> list of captions (a single string is one caption)."""
+    """A YAML/JSON mapping id -> list of captions (a single string is one caption).
+
+    Keys are read as written (``000:`` is the id "000", ``no:`` the id "no") and in Unicode
+    NFC form, so that they match file names whatever the editor or file system did."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"captions file {path} does not exist")
-    with open(path) as fh:
-        data = yaml.safe_load(fh) or {}
+    with open(path, encoding="utf-8") as fh:
+        loader = _LiteralKeyLoader(fh)
+        loader.name = str(path)
+        try:
+            data = loader.get_single_data() or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path} is not valid YAML/JSON: {err}") from None
+        finally:
+            loader.dispose()
     if not isinstance(data, dict):
         raise ValueError(f"{path} must map image ids to lists of captions, found {type(data).__name__}")
     out: dict[str, list[str]] = {}
     for key, caps in data.items():
+        if not isinstance(caps, (str, list, tuple)) and caps is not None:
+            raise ValueError(f"{path}: the captions of {key!r} must be a list of strings, found {caps!r}")
         caps = [caps] if isinstance(caps, str) else list(caps or [])
-        out[str(key)] = [str(c).strip() for c in caps if str(c).strip()]
+        out[_nfc(str(key))] = [str(c).strip() for c in caps if str(c).strip()]
     return out
 
 
@@ -153,9 +193,15 @@ def demo_items(size: int = DEMO_SIZE, captions_path: str | os.PathLike = DEMO_CA
 # --- folder --------------------------------------------------------------------------------
 
 
-def folder_items(folder: str | os.PathLike, captions_file: str = "captions.yaml") -> list[StimulusItem]:
+def folder_items(folder: str | os.PathLike, captions_file: str = "captions.yaml",
+                 max_side: int | None = None) -> list[StimulusItem]:
     """Images of a folder (sorted by name) with captions from ``captions.yaml`` keyed by
-    file stem. An image without captions, or captions without an image, is an error."""
+    file stem (compared in Unicode NFC form). An image without captions, captions without
+    an image, two files with one stem, an unreadable file or an image smaller than the
+    saliency pyramid needs is an error naming the file. Images whose longer side exceeds
+    ``max_side`` are downscaled while decoded (with a warning listing them)."""
+    from lib.stimuli.saliency import MIN_SIZE
+
     folder = resolve_path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} does not exist (set -p folder_path=<folder>)")
@@ -167,18 +213,40 @@ def folder_items(folder: str | os.PathLike, captions_file: str = "captions.yaml"
                                     "file name (without suffix) to a list of captions")
         cap_path = alt
     captions = read_captions_file(cap_path)
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: _nfc(p.name))
     if not files:
         raise FileNotFoundError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    stems = {p.stem for p in files}
-    missing_img = sorted(set(captions) - stems)
+    by_stem: dict[str, list[Path]] = {}
+    for p in files:
+        by_stem.setdefault(_nfc(p.stem), []).append(p)
+    clashes = {k: v for k, v in by_stem.items() if len(v) > 1}
+    if clashes:
+        listed = "; ".join(" and ".join(p.name for p in v) for v in clashes.values())
+        raise ValueError(f"{folder}: several files share one image id (the file name without suffix): {listed}. "
+                         "Captions are keyed by that id; rename or remove all but one of each")
+    missing_img = sorted(set(captions) - set(by_stem))
     if missing_img:
         raise FileNotFoundError(f"{cap_path} has captions for images not in {folder}: {missing_img}")
-    items = []
-    for p in files:
-        if not captions.get(p.stem):
+    items, shrunk = [], []
+    for stem, (p,) in by_stem.items():
+        if not captions.get(stem):
             raise ValueError(f"image {p.name} has no captions in {cap_path}; add at least one")
-        items.append(StimulusItem(p.stem, read_image(p), captions[p.stem], {"path": str(p)}))
+        h, w = image_size(p)
+        scale = min(1.0, max_side / max(h, w)) if max_side else 1.0
+        if min(h, w) * scale < MIN_SIZE:
+            after = f" ({round(h * scale)}x{round(w * scale)} after downscaling to max_image_side={max_side})" \
+                if scale < 1 else ""
+            raise ValueError(f"image {p} is {h}x{w} px{after}, too small for the saliency model: both sides must "
+                             f"be at least {MIN_SIZE} px. Use a larger image, upscale it, or remove it")
+        image = read_image(p, max_side=max_side)
+        meta = {"path": str(p)}
+        if scale < 1:
+            meta["original_shape"] = [h, w, 3]
+            shrunk.append(f"{p.name} ({h}x{w} -> {image.shape[0]}x{image.shape[1]})")
+        items.append(StimulusItem(stem, image, captions[stem], meta))
+    if shrunk:
+        warnings.warn(f"{len(shrunk)} image(s) in {folder} were larger than max_image_side={max_side} and were "
+                      f"downscaled on load: {', '.join(shrunk)}", stacklevel=2)
     return items
 
 
@@ -294,7 +362,7 @@ def load_source(params: dict[str, Any]) -> list[StimulusItem]:
     elif source == "folder":
         if not params.get("folder_path"):
             raise ValueError("source=folder needs -p folder_path=<folder with images and captions.yaml>")
-        items = folder_items(params["folder_path"])
+        items = folder_items(params["folder_path"], max_side=params.get("max_image_side"))
     elif source == "coco_nsd":
         return coco_nsd_items(params["data_dir"], params.get("nsd_shared1000", True), n,
                               profile=params.get("profile", "paper"))
