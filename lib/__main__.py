@@ -58,12 +58,13 @@ def _cmd_build(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from lib.build import BUILD_DIR, execute_chapter, find_chapter, start_run
+    from lib.build import BUILD_DIR, execute_chapter, find_chapter, preflight, start_run
 
     overrides = parse_overrides(args.param)
     params = load_profile(args.profile, overrides)
     chapter = find_chapter(args.chapter)
     out = args.out or BUILD_DIR / "runs" / f"{chapter.stem}-{args.profile}.ipynb"
+    preflight(params, out.parent)
     run_dir = out.with_suffix(".run")
     start_run(run_dir, params, overrides)
     print(f"run: {chapter.stem} with profile {args.profile!r} ...", flush=True)
@@ -116,11 +117,21 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside a build's chapter loop (e.g. `run`): one line, no traceback
+        print(f"\n{args.command}: interrupted. Rerun the same command to resume: finished work is cached.",
+              file=sys.stderr)
+        return 130
     except Exception as err:  # BuildError and user-facing errors from lib: no deep traceback
-        from lib.build import BuildError
+        from lib.build import BuildError, BuildInterrupted
 
+        if isinstance(err, BuildInterrupted):
+            print(f"{args.command}: {err}", file=sys.stderr)
+            return 130
         if isinstance(err, (BuildError, FileNotFoundError, ValueError)):
             print(f"error: {err}", file=sys.stderr)
+            return 1
+        if isinstance(err, OSError) and err.filename:  # e.g. a folder made read-only during the build
+            print(f"error: cannot use {err.filename}: {err.strerror}", file=sys.stderr)
             return 1
         raise
 

@@ -8,11 +8,15 @@ asks ``lib`` for what it needs and the artifact store makes repeated requests ch
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +32,10 @@ KERNEL = "python3"
 
 class BuildError(RuntimeError):
     """A chapter failed or the renderer failed; the message names which and where to look."""
+
+
+class BuildInterrupted(BuildError):
+    """Ctrl-C during a build; the message says what finished and that a rerun resumes."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,21 @@ def find_chapter(name: str, root: Path = REPO_ROOT) -> Chapter:
     raise BuildError(f"unknown chapter {name!r}; executable chapters: {valid}")
 
 
+def _kernel_manager(log_path: Path):
+    """A kernel manager whose kernel writes its own stderr (start-up notices, and the
+    tracebacks a kernel prints when its build is interrupted or it crashes) to
+    ``log_path`` instead of the console; cell output still reaches the notebook."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggedKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            kw.setdefault("stderr", open(log_path, "ab"))  # noqa: SIM115 (lives as long as the kernel)
+            return await super().start_kernel(**kw)
+
+    return LoggedKernelManager
+
+
 def execute_chapter(chapter: Chapter, params: dict[str, Any], output: Path, run_dir: Path) -> float:
     """Run one chapter top to bottom with papermill; returns seconds taken.
 
@@ -95,6 +118,7 @@ def execute_chapter(chapter: Chapter, params: dict[str, Any], output: Path, run_
 
     import jupytext
     import papermill
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     # The whole profile is injected and was validated by lib.config already; papermill's
@@ -107,17 +131,28 @@ def execute_chapter(chapter: Chapter, params: dict[str, Any], output: Path, run_
     notebook.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3", "language": "python"}
     jupytext.write(notebook, source_nb)
     injected = {k: v for k, v in params.items() if k != "run_dir"} | {"run_dir": str(run_dir)}
+    kernel_log = run_dir / f"{chapter.stem}.kernel.log"
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
             str(source_nb), str(output), parameters=injected, kernel_name=KERNEL,
             cwd=str(REPO_ROOT), progress_bar=False, log_output=False,
             extra_arguments=["--log-level=ERROR"],  # no kernel start-up notices on the console
+            kernel_manager_class=_kernel_manager(kernel_log),
         )
     except PapermillExecutionError as err:
+        if err.ename == "KeyboardInterrupt":  # Ctrl-C reaches the kernel too: the same interruption
+            raise KeyboardInterrupt from None
         raise BuildError(
             f"chapter {chapter.stem!r} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
             f"  partially executed notebook kept at {output}"
+        ) from None
+    except DeadKernelError:
+        raise BuildError(
+            f"chapter {chapter.stem!r}: its kernel died while running. The likely cause is memory: the operating "
+            "system kills a kernel that uses more than the machine has. Lower -p memory_budget_gb, -p batch_size "
+            "or -p n_images, or close other programs, then rerun (finished work is cached). Kernel log: "
+            f"{kernel_log}" + (f"\n  partially executed notebook kept at {output}" if output.is_file() else "")
         ) from None
     finally:
         source_nb.unlink(missing_ok=True)
@@ -202,27 +237,134 @@ def render(site: Path, html_out: Path) -> None:
     shutil.move(str(built), str(html_out))
 
 
+LOCK_NAME = ".build.lock"
+OUTPUT_RESERVE_BYTES = 500 * 2**20  # executed notebooks + staged site + HTML of a demo build, generously
+
+
+@contextlib.contextmanager
+def build_lock(out: Path):
+    """Hold ``<out>/.build.lock`` for the whole build. A second build into the same folder
+    refuses at once (it does not queue), naming the build that holds the lock; the lock
+    disappears with its process, so a killed build never blocks the next one."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    fh = open(out / LOCK_NAME, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise BuildError(f"another build is writing into {out} ({holder}); wait for it to finish, or build into "
+                         "another folder with --out <folder>") from None
+    try:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        fh.flush()
+        yield
+    finally:
+        fh.close()  # releases the lock
+
+
+def _check_writable(folder: Path, what: str, fix: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
+            pass
+    except OSError as err:
+        raise BuildError(f"the {what} {folder} is not writable ({err.strerror or err}); {fix}") from None
+
+
+def estimate_disk_bytes(params: dict[str, Any]) -> int:
+    """Upper estimate of what a build writes into the cache, counting every artifact as new.
+
+    n base images x 5 conditions x (RGB uint8 image + float32 saliency map) at the
+    source's image side (demo 384, NSD crops 425, folder max_image_side), plus per model
+    150 layers x 5 conditions x n*(n-1)/2 float64 RDM entries, plus 200 MB for
+    caption embeddings, RSA tables, brain artifacts and the output, all x 1.5."""
+    source = params.get("source")
+    n = params.get("n_images")
+    if n is None:
+        if source == "folder" and params.get("folder_path"):
+            from lib.config import resolve_path
+            from lib.stimuli.imageio import IMAGE_SUFFIXES
+
+            folder = resolve_path(params["folder_path"])
+            n = sum(1 for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else 0
+        else:
+            n = 21 if source == "demo" else 1000 if params.get("nsd_shared1000", True) else 10000
+    side = {"demo": 384, "coco_nsd": 425}.get(source, params.get("max_image_side", 1024))
+    images = n * 5 * side * side * (3 + 4)
+    rdms = len(params.get("models", [])) * 150 * 5 * n * (n - 1) // 2 * 8
+    return int(1.5 * (images + rdms + 200 * 2**20))
+
+
+def preflight(params: dict[str, Any], out: Path) -> None:
+    """Checks that would otherwise fail after minutes of work: the device asked for exists,
+    the output and cache folders are writable, and the cache's disk has room for the
+    planned work (:func:`estimate_disk_bytes`)."""
+    from lib.config import pick_device, resolve_path
+
+    _check_writable(out, "output folder", "choose a writable one with --out <folder>")
+    cache = resolve_path(params["cache_dir"])
+    _check_writable(cache, "cache folder (cache_dir)", "set -p cache_dir=<writable folder>")
+    pick_device(params["device"])  # ConfigError: device=cuda without a GPU
+    need = estimate_disk_bytes(params)
+    free = shutil.disk_usage(cache).free
+    if free < need:
+        raise BuildError(
+            f"not enough free disk for this build: about {need / 2**30:.1f} GB may be written to {cache} (an upper "
+            f"estimate: images, saliency maps and layer RDMs for the planned images and models), {free / 2**30:.1f} "
+            "GB are free. Free some space, set -p cache_dir=<folder on a larger disk>, or lower -p n_images")
+    if shutil.disk_usage(out).free < OUTPUT_RESERVE_BYTES:
+        raise BuildError(f"less than {OUTPUT_RESERVE_BYTES // 2**20} MB free for the output folder {out}; free "
+                         "some space or use --out <folder on another disk>")
+
+
 def build(profile: str = "demo", overrides: dict[str, Any] | None = None, out: Path = BUILD_DIR,
           root: Path = REPO_ROOT, log=print) -> Path:
-    """Execute every chapter of the book with a profile, render it; returns index.html."""
+    """Execute every chapter of the book with a profile, render it; returns index.html.
+
+    Before any chapter runs: parameters are validated, :func:`preflight` checks device,
+    folders and disk, and the output folder is locked against a second build. Ctrl-C
+    raises :class:`BuildInterrupted` saying which chapters finished."""
     overrides = overrides or {}
     params = load_profile(profile, overrides)  # fail on bad parameters before any work
     chapters = toc_chapters(root)
     notebooks = [c for c in chapters if c.is_notebook]
-    run_dir, executed = out / "run", out / "executed"
-    start_run(run_dir, params, overrides)
-    log(f"build: profile {profile!r}, {len(notebooks)} chapters to execute -> {out}")
-    total = time.perf_counter()
-    for i, chapter in enumerate(notebooks, 1):
-        log(f"  [{i}/{len(notebooks)}] {chapter.stem} ...", end="", flush=True)
-        seconds = execute_chapter(chapter, params, executed / f"{chapter.stem}.ipynb", run_dir)
-        record_timing(run_dir, chapter.stem, seconds)
-        log(f" {seconds:.1f} s")
-    log("  rendering with jupyter-book ...", end="", flush=True)
-    t = time.perf_counter()
-    stage_site(chapters, executed, out / "site", root)
-    render(out / "site", out / "html")
-    log(f" {time.perf_counter() - t:.1f} s")
+    preflight(params, out)
+    with build_lock(out):
+        run_dir, executed = out / "run", out / "executed"
+        start_run(run_dir, params, overrides)
+        log(f"build: profile {profile!r}, {len(notebooks)} chapters to execute -> {out}")
+        total = time.perf_counter()
+        done: list[str] = []
+        try:
+            for i, chapter in enumerate(notebooks, 1):
+                log(f"  [{i}/{len(notebooks)}] {chapter.stem} ...", end="", flush=True)
+                seconds = execute_chapter(chapter, params, executed / f"{chapter.stem}.ipynb", run_dir)
+                record_timing(run_dir, chapter.stem, seconds)
+                done.append(chapter.stem)
+                log(f" {seconds:.1f} s")
+            log("  rendering with jupyter-book ...", end="", flush=True)
+            t = time.perf_counter()
+            stage_site(chapters, executed, out / "site", root)
+            render(out / "site", out / "html")
+        except KeyboardInterrupt:
+            log("")
+            raise BuildInterrupted(interrupted_message(done, [c.stem for c in notebooks])) from None
+        log(f" {time.perf_counter() - t:.1f} s")
     index = out / "html" / "index.html"
     log(f"build: done in {time.perf_counter() - total:.1f} s -> {index}")
     return index
+
+
+def interrupted_message(finished: list[str], planned: list[str]) -> str:
+    """One line: what finished, what did not, and that a rerun resumes."""
+    rest = [c for c in planned if c not in finished]
+    done = ", ".join(finished) or "none"
+    todo = ", ".join(rest) or "rendering only"
+    return (f"interrupted. Chapters finished: {done}; not finished: {todo}. Rerun the same command to resume: "
+            "finished work is cached.")
