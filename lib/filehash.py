@@ -132,3 +132,16 @@ def file_digest(path: str | os.PathLike, index_dir: str | os.PathLike | None = N
 def forget_memory() -> None:
     """Drop this process's remembered digests (benchmarks and tests use it)."""
     _memory.clear()
+
+
+def files_digest(paths: list[str | os.PathLike], root: str | os.PathLike | None = None,
+                 index_dir: str | os.PathLike | None = None) -> str:
+    """One SHA-256 over several files: their names (relative to ``root`` when given) and
+    content digests, in the order given. For cache keys over a set of input files, e.g.
+    an image folder: renaming, adding, removing or rewriting any file changes it."""
+    h = hashlib.sha256()
+    for p in paths:
+        p = Path(p)
+        name = p.relative_to(root).as_posix() if root is not None else str(p)
+        h.update(f"{name}\0{file_digest(p, index_dir)}\n".encode())
+    return h.hexdigest()

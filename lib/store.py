@@ -180,8 +180,10 @@ class Store:
         meta = self._meta(step, key, warn=False)
         return meta is not None and self._fresh(meta)
 
-    def _verified(self, step: str, key: str, folder: Path, meta: dict[str, Any]) -> None:
-        """Raise :class:`IntegrityError` unless every recorded file has its recorded size and digest."""
+    def _verified(self, step: str, key: str, folder: Path, meta: dict[str, Any], hashed: bool = True) -> None:
+        """Raise :class:`IntegrityError` unless every recorded file has its recorded size and
+        digest (``hashed=False``: sizes only, for the folder this process has just written
+        and hashed)."""
         for rel, rec in meta["files"].items():
             p = folder / rel
             problem = None
@@ -189,7 +191,7 @@ class Store:
                 size = p.stat().st_size
                 if size != rec["size"]:
                     problem = f"{rel} has {size} bytes, {rec['size']} were written"
-                elif self.verify and file_digest(p, self.root) != rec["sha256"]:
+                elif self.verify and hashed and file_digest(p, self.root) != rec["sha256"]:
                     problem = f"{rel} changed since it was written (checksum mismatch)"
             except FileNotFoundError:
                 problem = f"{rel} is missing"
@@ -197,7 +199,8 @@ class Store:
                 raise IntegrityError(f"{self.describe(step, key)} is damaged: {problem}. Rerun with "
                                      f"-p force=true, or delete {self.path(step, key)}, to recompute it")
 
-    def _read(self, step: str, key: str, load_values: bool) -> tuple[Path, dict[str, Any] | None]:
+    def _read(self, step: str, key: str, load_values: bool,
+              written: str | None = None) -> tuple[Path, dict[str, Any] | None]:
         """Resolve the published version once and read it; if a concurrent writer replaced
         (and removed) that version while we read, read the new one."""
         link = self.path(step, key)
@@ -210,7 +213,7 @@ class Store:
                 raise IntegrityError(f"{self.describe(step, key)} is missing or its {META} is unreadable; "
                                      "rerun with -p force=true to recompute it")
             try:
-                self._verified(step, key, folder, meta)
+                self._verified(step, key, folder, meta, hashed=folder.name != written)
                 if not load_values:
                     return folder, None
                 values = {}
@@ -249,11 +252,12 @@ class Store:
     # --- writing ---------------------------------------------------------------------
 
     def _publish(self, step: str, key: str, write: Callable[[Path], None], meta: dict[str, Any] | None,
-                 replace: bool) -> Path:
+                 replace: bool) -> str | None:
         """Write into a private temp folder, then publish it atomically under ``<key>``.
 
         ``replace=False``: an intact artifact published meanwhile by another process wins
-        (ours is discarded). ``replace=True``: ours replaces whatever is there."""
+        (ours is discarded). ``replace=True``: ours replaces whatever is there. Returns the
+        name of the data folder published, or None when another writer's was kept."""
         final = self.path(step, key)
         final.parent.mkdir(parents=True, exist_ok=True)
         token = uuid.uuid4().hex[:12]
@@ -273,14 +277,14 @@ class Store:
             raise
         try:
             os.symlink(data.name, final)  # atomic "create if absent": first finished wins
-            return final
+            return data.name
         except FileExistsError:
             pass
         if not replace and self._usable(step, key, load_values=False, warn=False)[0]:
             shutil.rmtree(data, ignore_errors=True)  # another writer finished first: reuse theirs
-            return final
+            return None
         self._swap(final, data)
-        return final
+        return data.name
 
     def _swap(self, final: Path, data: Path) -> None:
         """Point ``final`` at ``data`` in one atomic rename; remove the version it replaced."""
@@ -306,7 +310,8 @@ class Store:
             for name, value in values.items():
                 _save(folder, name, value)
 
-        return self._publish(step, key, write, meta, replace=True)
+        self._publish(step, key, write, meta, replace=True)
+        return self.path(step, key)
 
     def get_or_compute(
         self,
@@ -331,8 +336,8 @@ class Store:
             for name, value in computed.items():
                 _save(folder, name, value)
 
-        self._publish(step, key, write, extra, replace=False)
-        return self.load(step, key)
+        written = self._publish(step, key, write, extra, replace=False)
+        return self._read(step, key, load_values=True, written=written)[1]  # type: ignore[return-value]
 
     def get_or_compute_folder(self, step: str, version: str, inputs: dict[str, Any],
                               write: Callable[[Path], None]) -> Path:
@@ -347,8 +352,8 @@ class Store:
                 write(folder)
                 meta["seconds"] = round(time.time() - start, 3)
 
-            self._publish(step, key, timed_write, meta, replace=False)
-            self._read(step, key, load_values=False)
+            written = self._publish(step, key, timed_write, meta, replace=False)
+            self._read(step, key, load_values=False, written=written)
         return self.path(step, key)
 
     # --- housekeeping ----------------------------------------------------------------

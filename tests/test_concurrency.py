@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 
@@ -19,10 +18,19 @@ def _spawn(code: str, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _start_together(procs, go) -> None:
+    """Wait until every process has imported everything, then let all of them go at once."""
+    for p in procs:
+        line = p.stdout.readline().strip()
+        assert line == "ready", p.communicate()[1]
+    go.touch()
+
+
 WRITER = """
 import os, sys, time, json, numpy as np
 from lib.store import Store
 cache, delay, go = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+print("ready", flush=True)
 while not os.path.exists(go):
     time.sleep(0.005)
 def compute():
@@ -36,8 +44,7 @@ print(json.dumps({"pid": os.getpid(), "got": int(out["who"][0]), "same": bool((o
 def test_two_writers_of_one_artifact_first_finished_wins_and_the_other_reuses_it(tmp_path):
     go = tmp_path / "go"
     fast, slow = _spawn(WRITER, str(tmp_path), "0.2", str(go)), _spawn(WRITER, str(tmp_path), "1.5", str(go))
-    time.sleep(1.0)  # both interpreters started and waiting
-    go.touch()
+    _start_together([fast, slow], go)
     results = []
     for p in (fast, slow):
         out, err = p.communicate(timeout=120)
@@ -54,8 +61,7 @@ def test_two_writers_of_one_artifact_first_finished_wins_and_the_other_reuses_it
 def test_many_simultaneous_writers_never_crash(tmp_path):
     go = tmp_path / "go"
     procs = [_spawn(WRITER, str(tmp_path), "0", str(go)) for _ in range(4)]
-    time.sleep(1.0)
-    go.touch()
+    _start_together(procs, go)
     got = set()
     for p in procs:
         out, err = p.communicate(timeout=120)
@@ -67,9 +73,13 @@ def test_many_simultaneous_writers_never_crash(tmp_path):
 
 
 REPLACER = """
-import sys, time, numpy as np
+import os, sys, time, numpy as np
 from lib.store import Store
-store, stop = Store(sys.argv[1]), time.time() + float(sys.argv[2])
+store = Store(sys.argv[1])
+print("ready", flush=True)
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.005)
+stop = time.time() + float(sys.argv[2])
 i = 0
 while time.time() < stop:
     i += 1
@@ -78,9 +88,13 @@ print(i)
 """
 
 READER = """
-import sys, time, json
+import os, sys, time, json
 from lib.store import Store
-store, stop = Store(sys.argv[1]), time.time() + float(sys.argv[2])
+store = Store(sys.argv[1])
+print("ready", flush=True)
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.005)
+stop = time.time() + float(sys.argv[2])
 n, seen = 0, set()
 while time.time() < stop:
     v = store.load("live", "k")   # must never raise, never mix two versions
@@ -94,12 +108,14 @@ print(json.dumps({"loads": n, "versions": len(seen)}))
 
 def test_reader_racing_a_replacing_writer_never_sees_a_missing_or_partial_artifact(tmp_path):
     Store(tmp_path).save("live", "k", {"arr": np.zeros(300_000, dtype=np.int64), "info": {"i": 0}})
-    writer = _spawn(REPLACER, str(tmp_path), "3")
-    reader = _spawn(READER, str(tmp_path), "3")
+    go = tmp_path / "go"
+    writer = _spawn(REPLACER, str(tmp_path), "3", str(go))
+    reader = _spawn(READER, str(tmp_path), "3", str(go))
+    _start_together([writer, reader], go)
     r_out, r_err = reader.communicate(timeout=120)
     w_out, w_err = writer.communicate(timeout=120)
     assert writer.returncode == 0, w_err
     assert reader.returncode == 0, r_err
     stats = json.loads(r_out.strip().splitlines()[-1])
-    assert int(w_out.strip()) > 5 and stats["loads"] > 5
+    assert int(w_out.strip()) > 5 and stats["loads"] > 5, (w_out, stats)
     assert stats["versions"] > 1  # the reader really saw replacements happen

@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 from PIL import Image
 
 CHILD = textwrap.dedent("""
@@ -33,6 +34,7 @@ def _peak(folder, cache):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_one_huge_photo_keeps_peak_memory_near_the_build_without_it(tmp_path):
     from lib.stimuli.sources import demo_items
 
