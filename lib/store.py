@@ -12,8 +12,9 @@ warns, naming the artifact, and recomputes it; :meth:`Store.load` raises
 :class:`IntegrityError` naming the artifact and the fix.
 
 Concurrency: values are written into a private temp folder (its name carries the writer's
-pid and host), renamed to ``.data-<key>-<token>`` once complete, and published by creating
-the symlink ``<key> -> .data-<key>-<token>``. Creating a symlink that exists fails
+pid and host), renamed to ``<root>/.data/<step>/<key>-<token>`` once complete, and
+published by creating the symlink ``<root>/<step>/<key>`` pointing there (so a step's
+folder lists exactly its published artifacts). Creating a symlink that exists fails
 atomically, so when two processes compute the same artifact the first to finish wins and
 the other reuses its result; replacing an artifact (``force`` or repair) swaps the symlink
 with one atomic rename, so a reader sees the old or the new artifact, never a missing or
@@ -47,6 +48,7 @@ import pandas as pd
 from lib.filehash import file_digest
 
 META = "_meta.json"
+DATA = ".data"  # <root>/.data/<step>/<key>-<token>: the versions the <root>/<step>/<key> links point to
 STALE_FOREIGN_SECONDS = 6 * 3600  # a temp folder of another host's writer: removed after this long
 ORPHAN_SECONDS = 600  # a complete but unpublished data folder (writer killed between two renames)
 _WRITER = re.compile(r"-pid(\d+)@(.+)$")
@@ -115,6 +117,11 @@ def _load(path: Path) -> Any:
 def _files_of(folder: Path) -> list[Path]:
     """Every file under ``folder`` except the metadata, as sorted relative paths."""
     return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file() and p.name != META)
+
+
+def _target(data: Path, link: Path) -> str:
+    """Relative symlink target, so that the cache folder can be moved or mounted elsewhere."""
+    return os.path.relpath(data, link.parent)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -261,8 +268,10 @@ class Store:
         final = self.path(step, key)
         final.parent.mkdir(parents=True, exist_ok=True)
         token = uuid.uuid4().hex[:12]
-        tmp = final.parent / f".tmp-{key}-{token}-pid{os.getpid()}@{socket.gethostname()}"
-        data = final.parent / f".data-{key}-{token}"
+        versions = self.root / DATA / step
+        versions.mkdir(parents=True, exist_ok=True)
+        tmp = versions / f".tmp-{key}-{token}-pid{os.getpid()}@{socket.gethostname()}"
+        data = versions / f"{key}-{token}"
         tmp.mkdir()
         try:
             write(tmp)
@@ -276,7 +285,7 @@ class Store:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         try:
-            os.symlink(data.name, final)  # atomic "create if absent": first finished wins
+            os.symlink(_target(data, final), final)  # atomic "create if absent": first finished wins
             return data.name
         except FileExistsError:
             pass
@@ -298,7 +307,7 @@ class Store:
             except FileNotFoundError:
                 old = None
         link = final.parent / f".lnk-{final.name}-{uuid.uuid4().hex[:8]}"
-        os.symlink(data.name, link)
+        os.symlink(_target(data, final), link)
         os.replace(link, final)
         if old is not None and old.resolve() != data.resolve():
             shutil.rmtree(old, ignore_errors=True)  # readers of it retry on the new version
@@ -368,7 +377,8 @@ class Store:
         :data:`ORPHAN_SECONDS`."""
         removed = 0
         host = socket.gethostname()
-        for p in list(self.root.glob("*/.tmp-*")) + list(self.root.glob("*/.lnk-*")):
+        leftovers = [*self.root.glob(f"{DATA}/*/.tmp-*"), *self.root.glob("*/.tmp-*"), *self.root.glob("*/.lnk-*")]
+        for p in leftovers:
             m = _WRITER.search(p.name)
             if m is None:
                 stale = not p.name.startswith(".lnk-") or _age(p) > ORPHAN_SECONDS
@@ -380,10 +390,12 @@ class Store:
                 removed += self._remove(p)
         for p in self.root.glob("*/.old-*"):
             removed += self._remove(p)
-        for p in self.root.glob("*/.data-*"):
-            key = p.name[len(".data-"):].rsplit("-", 1)[0]
-            link = p.parent / key
-            if (not link.is_symlink() or os.readlink(link) != p.name) and _age(p) > ORPHAN_SECONDS:
+        for p in self.root.glob(f"{DATA}/*/*"):
+            if p.name.startswith("."):
+                continue
+            link = self.root / p.parent.relative_to(self.root / DATA) / p.name.rsplit("-", 1)[0]
+            published = link.is_symlink() and Path(os.path.realpath(link)) == p.resolve()
+            if not published and _age(p) > ORPHAN_SECONDS:
                 removed += self._remove(p)
         return removed
 

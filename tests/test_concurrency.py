@@ -54,8 +54,9 @@ def test_two_writers_of_one_artifact_first_finished_wins_and_the_other_reuses_it
     assert results[0]["got"] == results[1]["got"] == results[0]["pid"]  # the faster one's artifact
     key = make_key("race", "1", {"a": 1})
     assert int(Store(tmp_path).load("race", key)["who"][0]) == results[0]["pid"]
-    leftovers = [p.name for p in (tmp_path / "race").iterdir() if p.name != key]
-    assert len(leftovers) == 1 and leftovers[0].startswith(".data-")  # only the published version
+    assert [p.name for p in (tmp_path / "race").iterdir()] == [key]
+    versions = [p.name for p in (tmp_path / ".data" / "race").iterdir()]
+    assert len(versions) == 1 and versions[0].startswith(key)  # the loser's version was removed
 
 
 def test_many_simultaneous_writers_never_crash(tmp_path):

@@ -96,7 +96,7 @@ def test_artifact_of_an_older_store_without_checksums_is_recomputed(tmp_path):
     with pytest.warns(ArtifactWarning, match="without checksums"):
         out = store.get_or_compute("s", "1", {}, lambda: {"x": np.arange(3)})
     np.testing.assert_array_equal(out["x"], np.arange(3))
-    assert store.path("s", key).is_symlink() and not list(store.root.glob("s/.old-*"))
+    assert store.path("s", key).is_symlink() and [p.name for p in (store.root / "s").iterdir()] == [key]
 
 
 def test_verification_is_remembered_per_file_identity_but_catches_rewrites(tmp_path):
@@ -139,11 +139,12 @@ def test_stale_temp_folders_are_removed_but_a_live_writers_is_kept(tmp_path):
     store = Store(tmp_path)
     store.get_or_compute("s", "1", {}, lambda: {"x": np.arange(3)})
     host = socket.gethostname()
-    dead = tmp_path / "s" / f".tmp-abc-123-pid{_dead_pid()}@{host}"
-    live = tmp_path / "s" / f".tmp-abc-456-pid{os.getpid()}@{host}"
-    foreign_fresh = tmp_path / "s" / ".tmp-abc-789-pid1@some-other-host"
+    versions = tmp_path / ".data" / "s"
+    dead = versions / f".tmp-abc-123-pid{_dead_pid()}@{host}"
+    live = versions / f".tmp-abc-456-pid{os.getpid()}@{host}"
+    foreign_fresh = versions / ".tmp-abc-789-pid1@some-other-host"
     old_leftover = tmp_path / "s" / ".old-abc-1234"
-    orphan = tmp_path / "s" / ".data-abcdef-0123"
+    orphan = versions / "abcdef-0123"  # complete but never published (writer killed between renames)
     for p in (dead, live, foreign_fresh, old_leftover, orphan):
         p.mkdir()
         (p / "x.npy").write_bytes(b"half")
@@ -171,12 +172,12 @@ def test_the_next_run_cleans_leftovers_of_a_killed_writer(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=os.getcwd()))
     try:
         deadline = time.time() + 60
-        while not list(cache.glob("s/.tmp-*/ready")) and time.time() < deadline:
+        while not list(cache.glob(".data/s/.tmp-*/ready")) and time.time() < deadline:
             time.sleep(0.05)
-        assert list(cache.glob("s/.tmp-*")), "the writer never started"
+        assert list(cache.glob(".data/s/.tmp-*")), "the writer never started"
         assert Store(cache).clean_tmp() == 0  # alive: kept
     finally:
         proc.kill()
         proc.wait()
     store_for({"cache_dir": str(cache), "force": False, "run_dir": None})  # the next run
-    assert not list(cache.glob("s/.tmp-*"))
+    assert not list(cache.glob(".data/s/.tmp-*"))
