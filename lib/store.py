@@ -230,13 +230,16 @@ class Store:
                         values[p.stem] = _load(p)
                     except FileNotFoundError:
                         raise
-                    except Exception as err:  # checksum matched but the file does not parse
+                    except Exception as err:  # checksum matched (or verify=False) but the file does not parse
                         raise IntegrityError(f"{self.describe(step, key)}: {rel} cannot be read ({err}); rerun "
                                              "with -p force=true to recompute it") from None
                 return folder, values
-            except (FileNotFoundError, IntegrityError):
+            except (FileNotFoundError, IntegrityError) as err:
                 if os.path.realpath(link) != str(folder):
-                    continue
+                    continue  # a writer replaced the version we were reading: read the new one
+                if isinstance(err, FileNotFoundError):
+                    raise IntegrityError(f"{self.describe(step, key)} is damaged: {err.filename} vanished while "
+                                         "being read; rerun with -p force=true to recompute it") from None
                 raise
         raise IntegrityError(f"{self.describe(step, key)} kept changing while being read; is a writer looping?")
 
