@@ -1,7 +1,7 @@
 """Content-addressed artifact cache: atomic, verified, safe for concurrent writers and readers.
 
-An artifact is a folder ``<root>/<step>/<key>/`` holding one file per named value plus
-``_meta.json``. The key hashes the step name, a per-step version string (bump it when the
+An artifact is a folder ``<root>/<step>/<key>/`` (a symlink to its current version, see
+below) holding one file per named value plus ``_meta.json``. The key hashes the step name, a per-step version string (bump it when the
 step's code changes meaning) and every input that changes the result.
 
 Integrity: ``_meta.json`` records the size and SHA-256 of every file when the artifact is
