@@ -63,16 +63,16 @@ def test_boundary_values_that_make_sense_are_accepted(override):
     load_profile("tiny", override)
 
 
-def test_every_numeric_parameter_has_a_range_or_choices():
-    """'Every parameter gets a range or rule': numbers have ranges, strings choices or a
-    non-empty rule, lists a minimum length."""
+def test_every_numeric_or_list_parameter_has_a_range_or_rule():
+    """'Every parameter gets a range or rule': numbers a range (or choices), lists a
+    minimum length."""
     for name, p in config.SCHEMA.items():
-        if p.types == (bool,):
+        if p.types == (bool,) or p.choices is not None:
             continue
         if int in p.types or float in p.types:
-            assert p.low is not None or p.high is not None, name
-        elif p.choices is None and name != "folder_path":  # folder_path: the source=folder rule
-            assert p.min_items is not None, name
+            assert p.low is not None or p.high is not None, f"{name}: give it low=/high= in lib.config.SCHEMA"
+        elif list in p.types:
+            assert p.min_items is not None, f"{name}: give it min_items= in lib.config.SCHEMA"
 
 
 def test_image_side_minimum_matches_the_saliency_pyramid():
