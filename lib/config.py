@@ -96,6 +96,8 @@ SCHEMA: dict[str, Param] = {
     # --- training dynamics (issue 13)
 
     # --- scale-out and architecture (issue 12)
+    "references": _p(list, "reference representations to compare layers with (lib.references registry: saliency, "
+                           "semantic, clip_text)", item_type=str),
 
     # --- reliability (issue 14)
 

@@ -63,12 +63,15 @@ def register(ref: Reference) -> Reference:
 def enabled(params: dict[str, Any]) -> list[str]:
     """The references a run uses (``params['references']``, default saliency + semantic),
     checked against the registry."""
+    from lib.config import ConfigError
+
     names = list(params.get("references") or DEFAULT_REFERENCES)
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
-        raise ValueError(f"parameter 'references': unknown reference(s) {unknown}; registered: {list(REGISTRY)}")
+        raise ConfigError(f"parameter 'references': unknown reference(s) {unknown}; registered: {list(REGISTRY)} "
+                          f"(e.g. -p references='[saliency, semantic, clip_text]')")
     if len(set(names)) != len(names):
-        raise ValueError(f"parameter 'references' lists a reference twice: {names}")
+        raise ConfigError(f"parameter 'references' lists a reference twice: {names}")
     return names
 
 
@@ -84,6 +87,12 @@ def label(name: str) -> str:
 def of_family(family: str, names: Sequence[str]) -> list[str]:
     """The names among ``names`` that answer ``family``'s question (e.g. every semantic one)."""
     return [n for n in names if REGISTRY[n].family == family]
+
+
+def partial_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
+    """The (saliency-family, semantic-family) pairs among ``names`` whose unique variance the
+    partial RSA separates (the paper's question: saliency beyond semantics and vice versa)."""
+    return [(a, b) for a in of_family("saliency", names) for b in of_family("semantic", names)]
 
 
 def table(names: Sequence[str] | None = None) -> "Any":
@@ -157,22 +166,36 @@ def clip_text_identity(params: dict[str, Any]) -> str:
 
 
 def build_clip_text(weights: str = "auto", seed: int = 0):
-    """(model, tokenizer, weights used) of the CLIP text tower under ``lib.models``' weights
-    policy; random weights are seeded without touching the global torch RNG."""
+    """(text tower, tokenizer, weights used) of CLIP under ``lib.models``' weights policy.
+
+    Only the text tower is built (a quarter of the network): pretrained weights are the
+    full checkpoint's non-visual tensors, loaded strictly; random weights are seeded
+    without touching the global torch RNG."""
     import open_clip
     import torch
+    from open_clip.model import _build_text_tower
 
     from lib import models
 
     s = models.spec(CLIP_TEXT_MODEL)
     used, path = models.resolve_weights(CLIP_TEXT_MODEL, weights, allow_download=False)
+    cfg = open_clip.get_model_config(s.name)
     pcfg = open_clip.get_pretrained_cfg(s.name, s.tag) if s.tag else {}
     with _quiet_root_logger(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = open_clip.create_model(s.name, pretrained=path if used == "pretrained" else None,
-                                       force_quick_gelu=bool(pcfg.get("quick_gelu", False)))
-    model.eval()
-    return model, open_clip.get_tokenizer(s.name), used
+        tower = _build_text_tower(cfg["embed_dim"], cfg["text_cfg"], quick_gelu=bool(pcfg.get("quick_gelu", False)))
+    if used == "pretrained":
+        from lib.checkpoints import load_state_dict
+
+        state = {k: v for k, v in load_state_dict(path).items()
+                 if not k.startswith("visual.") and k not in ("logit_scale", "logit_bias")}
+        try:
+            tower.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            raise ValueError(f"CLIP text tower: the weights file {path} does not match {s.name}'s text tower "
+                             f"({err}); delete it and fetch again (python -m lib fetch weights)") from None
+    tower.eval()
+    return tower, open_clip.get_tokenizer(s.name), used
 
 
 def clip_text_embeddings(captions: Sequence[Sequence[str]], weights: str = "auto", seed: int = 0,
@@ -186,7 +209,7 @@ def clip_text_embeddings(captions: Sequence[Sequence[str]], weights: str = "auto
     out = []
     with torch.inference_mode():
         for s in range(0, len(flat), batch_size):
-            e = model.encode_text(tokenizer(flat[s:s + batch_size])).float()
+            e = model(tokenizer(flat[s:s + batch_size])).float()
             out.append(torch.nn.functional.normalize(e, dim=-1).numpy())
     emb = np.concatenate(out) if out else np.zeros((0, 1), np.float32)
     rows, pos = [], 0
@@ -215,5 +238,5 @@ register(Reference("clip_text", "Semantics (CLIP text tower)", "#7570b3", "seman
                    "mean CLIP text embedding of the captions", _clip_text_features, identity=clip_text_identity))
 
 
-__all__ = ["Reference", "REGISTRY", "DEFAULT_REFERENCES", "register", "enabled", "palette", "label", "of_family",
+__all__ = ["Reference", "REGISTRY", "DEFAULT_REFERENCES", "register", "enabled", "palette", "label", "of_family", "partial_pairs",
            "table", "reference_rdm", "reference_rdms", "clip_text_embeddings", "build_clip_text"]

@@ -96,6 +96,17 @@ def _source_files(module: str) -> list[Path]:
     return [Path(spec.origin)]
 
 
+_CODE_DIGESTS: dict[tuple[str, int, int], str] = {}  # memo (path, size, mtime_ns) -> code hash
+
+
+def _code_digest(path: Path) -> str:
+    st = path.stat()
+    memo = (str(path), st.st_size, st.st_mtime_ns)
+    if memo not in _CODE_DIGESTS:
+        _CODE_DIGESTS[memo] = hashlib.sha256(_code_text(path).encode()).hexdigest()
+    return _CODE_DIGESTS[memo]
+
+
 def _code_text(path: Path) -> str:
     """The code of a file without comments, docstrings or formatting (its AST)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -113,8 +124,7 @@ def code_version(modules: Iterable[str]) -> str:
     h = hashlib.sha256()
     for module in sorted(set(modules)):
         for path in _source_files(module):
-            h.update(f"{module}:{path.name}:".encode())
-            h.update(_code_text(path).encode())
+            h.update(f"{module}:{path.name}:{_code_digest(path)}".encode())
     return h.hexdigest()[:16]
 
 
