@@ -95,13 +95,18 @@ def partial_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
     return [(a, b) for a in of_family("saliency", names) for b in of_family("semantic", names)]
 
 
-def table(names: Sequence[str] | None = None) -> "Any":
-    """A DataFrame describing the references (for the chapters)."""
+def table(names: Sequence[str] | None = None, params: dict[str, Any] | None = None) -> "Any":
+    """A DataFrame describing the references (for the chapters); with ``params``, also what
+    each one runs (e.g. whether the CLIP text tower had pretrained or random weights)."""
     import pandas as pd
 
     names = list(names if names is not None else REGISTRY)
-    return pd.DataFrame([{"reference": n, "label": REGISTRY[n].label, "question": REGISTRY[n].family,
-                          "metric": REGISTRY[n].metric, "features": REGISTRY[n].description} for n in names])
+    rows = [{"reference": n, "label": REGISTRY[n].label, "question": REGISTRY[n].family,
+             "metric": REGISTRY[n].metric, "features": REGISTRY[n].description} for n in names]
+    if params is not None:
+        for row in rows:
+            row["runs"] = REGISTRY[row["reference"]].identity(params) or "(no network)"
+    return pd.DataFrame(rows)
 
 
 def reference_rdm(name: str, image_set: ImageSet, params: dict[str, Any], store=None) -> rsatoolbox.rdm.RDMs:
