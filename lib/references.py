@@ -243,5 +243,5 @@ register(Reference("clip_text", "Semantics (CLIP text tower)", "#7570b3", "seman
                    "mean CLIP text embedding of the captions", _clip_text_features, identity=clip_text_identity))
 
 
-__all__ = ["Reference", "REGISTRY", "DEFAULT_REFERENCES", "register", "enabled", "palette", "label", "of_family", "partial_pairs",
-           "table", "reference_rdm", "reference_rdms", "clip_text_embeddings", "build_clip_text"]
+__all__ = ["Reference", "REGISTRY", "DEFAULT_REFERENCES", "register", "enabled", "palette", "label", "of_family",
+           "partial_pairs", "table", "reference_rdm", "reference_rdms", "clip_text_embeddings", "build_clip_text"]

@@ -64,10 +64,11 @@ def test_a_new_reference_is_one_registry_entry(monkeypatch):
     """Registering a reference is all it takes for it to be computed and compared."""
     reg = dict(references.REGISTRY)
     monkeypatch.setattr(references, "REGISTRY", reg)
+    def words(image_set, params, store):
+        return np.array([[sum(len(c.split()) for c in caps), 1.0] for caps in image_set.caption_lists()])
+
     references.register(references.Reference("caption_length", "Caption length", "#000000", "semantic",
-                                             "number of words", lambda s, p, st: np.array(
-                                                 [[sum(len(c.split()) for c in caps), 1.0] for caps in s.caption_lists()]),
-                                             metric="correlation"))
+                                             "number of words", words, metric="correlation"))
     iset, _, _ = _image_set()
     rdms = references.reference_rdms(iset, {"references": ["saliency", "caption_length"]})
     feats = np.array([[sum(len(c.split()) for c in iset.captions[i]), 1.0] for i in iset.ids])
