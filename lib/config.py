@@ -110,6 +110,8 @@ SCHEMA: dict[str, Param] = {
     # --- training dynamics (issue 13)
 
     # --- scale-out and architecture (issue 12)
+    "references": _p(list, "reference representations to compare layers with (lib.references registry: saliency, "
+                           "semantic, clip_text)", item_type=str),
 
     # --- reliability (issue 14)
     "max_image_side": _p(int, "folder images whose longer side exceeds this are downscaled on load "

@@ -24,9 +24,8 @@ import rsatoolbox
 import torch
 
 from lib.gram import ZeroNormError, check_metric, rdm_from_gram, upper
-from lib.models import LoadedModel, ModelError, first_tensor, load_model, spec, weights_tag
+from lib.models import LoadedModel, ModelError, first_tensor, load_model, spec
 
-ENGINE_VERSION = "1"
 STEP = "model_rdms"
 DESCRIPTORS = ("model", "layer", "module", "call_index", "depth", "rel_depth", "block", "type")
 REPORTS: list[dict[str, Any]] = []  # one engine report per extract_rdms call in this process
@@ -399,8 +398,9 @@ def extract_rdms(model_name: str, images: Sequence[np.ndarray] | Callable[[], Se
     """One RDM per layer of ``model_name`` over ``images`` (uint8 HxWx3 arrays, or a callable
     returning them, called only on a cache miss), cached in the artifact store.
 
-    The cache key holds the model, the weights actually used, preprocessing, ``images_key``,
-    layer set and metric; batch size, memory budget and device do not change the result.
+    The cache key is :class:`lib.specs.ExtractionSpec` (model, weights identity,
+    preprocessing, layer set, metric, layer-changing environment, code version) plus
+    ``images_key``; batch size, memory budget and device do not change the result.
     """
     from lib.config import pick_device
     from lib.store import store_for
@@ -408,9 +408,10 @@ def extract_rdms(model_name: str, images: Sequence[np.ndarray] | Callable[[], Se
     spec(model_name)  # unknown names fail before anything else
     check_metric(params["metric"])
     store = store if store is not None else store_for(params)
-    inputs = {"model": model_name, "weights": weights_tag(model_name, params["weights"], params["seed"]),
-              "preprocessing": params["preprocessing"], "images": images_key, "layers": params["layers"],
-              "metric": params["metric"]}
+    from lib.specs import ExtractionSpec
+
+    spec_ = ExtractionSpec.from_params(params, model_name)
+    inputs = {"images": images_key}
     device = pick_device(params["device"])
 
     computed = []
@@ -446,7 +447,7 @@ def extract_rdms(model_name: str, images: Sequence[np.ndarray] | Callable[[], Se
                       peak_cuda_gb=torch.cuda.max_memory_allocated() / 1e9 if device.startswith("cuda") else None)
         return {"dissimilarities": diss, "layers": table, "report": report}
 
-    out = store.get_or_compute(STEP, ENGINE_VERSION, inputs, compute)
+    out = spec_.get_or_compute(store, inputs, compute)
     rep = dict(out["report"])
     rep.update(from_cache=not computed, images_key=images_key, layers=params["layers"], metric=params["metric"])
     REPORTS.append(rep)

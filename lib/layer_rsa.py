@@ -18,7 +18,6 @@ import rsatoolbox
 
 from lib import rsa
 
-REFERENCES = ("saliency", "semantic")
 DEPTH_BINS = 10  # relative-depth bins for model contrasts
 
 
@@ -75,7 +74,9 @@ def load_inputs(params: dict[str, Any], *, conditions: Sequence[str] | None = No
                     if m in params["models"] else len(params["models"]))
     if not weights:
         weights = _weights_without_engine(models, params)
-    refs = {kind: stimulus_set.reference_rdm(kind) for kind in REFERENCES}
+    from lib.references import enabled
+
+    refs = {kind: stimulus_set.reference_rdm(kind) for kind in enabled(params)}
     return LayerRSAInputs(ids=list(stimulus_set.ids), references=refs, rdms=dict(rdms),
                           models=model_info(models, weights), conditions=conditions)
 
@@ -114,10 +115,13 @@ def delta_table(inp: LayerRSAInputs, params: dict[str, Any], store=None, progres
 
 
 def partial_table(inp: LayerRSAInputs, params: dict[str, Any], store=None, progress: bool = False) -> pd.DataFrame:
-    """Unique (partial) saliency and semantic RSA of every layer, Baseline images."""
-    frames = [rsa.partial_rsa(inp.rdms[(m, "Baseline")], inp.references, n_permutations=params["n_permutations"],
-                              store=store, progress=progress, **_kw(params))
-              for m in inp.model_names]
+    """Unique (partial) RSA of every layer, Baseline images, for every saliency–semantic
+    pair of references (:func:`lib.references.partial_pairs`; by default one pair)."""
+    from lib.references import partial_pairs
+
+    frames = [rsa.partial_rsa(inp.rdms[(m, "Baseline")], {a: inp.references[a], b: inp.references[b]},
+                              n_permutations=params["n_permutations"], store=store, progress=progress, **_kw(params))
+              for m in inp.model_names for a, b in partial_pairs(list(inp.references))]
     return _with_info(pd.concat(frames, ignore_index=True), inp)
 
 

@@ -32,7 +32,6 @@ TABLE_COLUMNS = LAYER_COLUMNS + (
 )
 CONSTANT_LAYER = "constant layer RDM (zero variance): Spearman undefined"
 CONSTANT_REFERENCE = "constant reference RDM (zero variance): Spearman undefined"
-RSA_VERSION = "rsa-1"
 
 
 class RSAInputError(ValueError):
@@ -167,9 +166,14 @@ def _family_fdr(df: pd.DataFrame, by: Sequence[str]) -> pd.Series:
 
 
 def _cached(store, step: str, inputs: dict, compute) -> pd.DataFrame:
+    """Store a table under ``step``; the code version comes from :class:`lib.specs.InferenceSpec`
+    (the source of the modules the tables run), never a hand-bumped string."""
     if store is None:
         return compute()
-    return store.get_or_compute(step, RSA_VERSION, inputs, lambda: {"table": compute()})["table"]
+    from lib.specs import InferenceSpec, code_version
+
+    return store.get_or_compute(step, code_version(InferenceSpec.MODULES), inputs,
+                                lambda: {"table": compute()})["table"]
 
 
 def _rdm_ingredient(rdms: rsatoolbox.rdm.RDMs) -> dict:

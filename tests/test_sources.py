@@ -99,7 +99,7 @@ def test_coco_nsd_source(tmp_path):
     table = sources.read_nsd_stim_info(data / sources.NSD_TABLE)
     assert table["cropBox"].iloc[0] == (0.0, 0.0, 0.1, 0.1)
     items = sources.coco_nsd_items(data, shared1000=True)
-    assert [it.id for it in items] == [f"nsd{i:05d}" for i in range(6)]  # 107 is not shared
+    assert [it.id for it in items] == [f"nsd-{i:05d}" for i in range(6)]  # 107 is not shared
     assert len(sources.coco_nsd_items(data, shared1000=False)) == 7
     assert len(sources.coco_nsd_items(data, shared1000=True, n_images=2)) == 2
     for it, (coco_id, split, _, box, _, (h, w)) in zip(items, COCO_FIXTURE):

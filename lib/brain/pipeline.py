@@ -5,11 +5,15 @@ set's Baseline images) -> the images every subject saw, in NSD-id order -> salie
 (Itti-Koch on *those* images, i.e. the NSD crops the subjects saw; the original used the
 uncropped COCO images here) and caption embeddings -> reference RDMs; ROI RDMs; every
 model layer's RDM on the same images (the extraction engine) -> RSA tables.
+
+Each step's key is its spec in :mod:`lib.specs` plus the keys of its inputs; the release
+folder enters by content (fMRI, masks, images, NSD table, captions). Images are named
+``nsd-00013`` on both sides, ids travel with the RDMs, and every comparison checks that
+they line up (:func:`lib.image_set.check_aligned`), never just that the lengths agree.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,14 +22,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lib.brain.algonauts import AlgonautsError, BrainData, fmri_path, load_algonauts, load_images, mapping_path
+from lib.brain.algonauts import (AlgonautsError, BrainData, fmri_path, images_dir, load_algonauts, load_images,
+                                 mapping_path)
 from lib.brain.analysis import (best_layers, cross_layer_link, model_brain_rsa, noise_ceilings, planted_recovery,
                                 reference_rsa, summarise_layers)
 from lib.brain.rois import RoiRdms, roi_rdms
-from lib.brain.synthetic import planted_table, write_synthetic_algonauts
+from lib.brain.synthetic import STRUCTURES, planted_table, write_synthetic_algonauts
+from lib.image_set import ImageSet, check_aligned, nsd_image_id, rdm_ids
+from lib.specs import (BrainModelRsaSpec, BrainReferencesSpec, BrainRoiSpec, BrainSetSpec, SyntheticSpec,
+                       files_digest)
 
-VERSION = "1"
-SYNTHETIC_SCALE = 0.05  # vertex counts relative to the release (demo: ~1,000 per hemisphere)
 NSD_TABLE = "nsd_stim_info_merged.csv"
 
 
@@ -46,7 +52,7 @@ class BrainSet:
 
     @property
     def ids(self) -> list[str]:
-        return [f"nsd-{int(v):05d}" for v in self.data.nsd_ids]
+        return [nsd_image_id(v) for v in self.data.nsd_ids]
 
     def images(self) -> list[np.ndarray]:
         """The PNGs the subjects saw (the release's images are NSD's crops)."""
@@ -54,22 +60,36 @@ class BrainSet:
             self._images = load_images(self.data.image_paths)
         return self._images
 
+    def image_set(self, params: dict[str, Any], store=None, progress: bool = False) -> ImageSet:
+        """The images as an :class:`ImageSet`: saliency maps (Itti–Koch on these very crops,
+        with the profile's device) and caption embeddings computed on demand."""
+        from lib.config import pick_device
+        from lib.stimuli.captions import embed_captions
+        from lib.stimuli.saliency import itti_koch
 
-def _folder_key(root: Path, subjects: list[int]) -> str:
-    """Identity of a release folder: paths, sizes and modification times of its files."""
-    h = hashlib.sha256(str(root.resolve()).encode())
+        def maps() -> list[np.ndarray]:
+            return list(itti_koch(self.images(), swap_rb=params["swap_rb"], device=pick_device(params["device"]),
+                                  batch_size=params["saliency_batch_size"], progress=progress))
+
+        def embeddings() -> np.ndarray:
+            return embed_captions({i: self.captions[i] for i in self.ids}, params["caption_model"], store=store)
+
+        return ImageSet(self.ids, f"brain/{self.cache_key}", self.captions, self.images, maps, embeddings)
+
+
+def _folder_key(root: Path, subjects: list[int], memo_dir: Path | None = None) -> dict[str, Any]:
+    """Identity of a release folder's content for these subjects: every fMRI, mask and
+    mapping file and every training image, by content hash (memoised by path, size and
+    mtime, so a warm run reads nothing)."""
+    out: dict[str, Any] = {}
     for s in subjects:
-        for hemi in ("lh", "rh"):
-            p = fmri_path(root, s, hemi)
-            if p.is_file():
-                st = p.stat()
-                h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
+        files = [p for hemi in ("lh", "rh") for p in [fmri_path(root, s, hemi)] if p.is_file()]
         m = mapping_path(root, s, "streams").parent
         if m.is_dir():
-            for q in sorted(m.iterdir()):
-                st = q.stat()
-                h.update(f"{q.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:20]
+            files += sorted(q for q in m.iterdir() if q.is_file())
+        images = sorted(images_dir(root, s).glob("*.png")) if images_dir(root, s).is_dir() else []
+        out[f"subj{s:02d}"] = files_digest(files + images, root, memo_dir)
+    return out
 
 
 SYNTHETIC_HOWTO = ("These are synthetic subjects written by this project (brain_source=synthetic); rerun with "
@@ -79,6 +99,7 @@ SYNTHETIC_HOWTO = ("These are synthetic subjects written by this project (brain_
 def synthetic_root(params: dict[str, Any], store=None, progress: bool = True) -> tuple[Path, dict[str, list[str]]]:
     """Synthetic subjects for the stimulus set's Baseline images, written once into the
     artifact store (checksummed, verified on every use, rebuilt when damaged or forced)."""
+    from lib.references import REGISTRY
     from lib.stimuli import build_stimulus_set
     from lib.store import store_for
 
@@ -86,19 +107,18 @@ def synthetic_root(params: dict[str, Any], store=None, progress: bool = True) ->
     ss = build_stimulus_set(params, store=store, progress=progress)
     n = len(ss.ids)
     nsd = np.sort(np.random.default_rng(params["seed"]).choice(73000, n, replace=False))
-    inputs = {"stimuli": ss, "subjects": list(params["subjects"]), "noise": params["synthetic_noise"],
-              "seed": params["seed"], "scale": SYNTHETIC_SCALE}
-    captions = {f"nsd-{int(v):05d}": list(ss.captions[i]) for v, i in zip(nsd, ss.ids)}
+    spec = SyntheticSpec.from_params(params)
+    planted = [k for k in STRUCTURES if k in REGISTRY]  # the registered references the generator plants
+    captions = {nsd_image_id(v): list(ss.captions[i]) for v, i in zip(nsd, ss.ids)}
 
     def write(folder: Path) -> None:
-        structures = {k: ss.reference_rdm(k).get_matrices()[0] for k in ("saliency", "semantic")}
-        write_synthetic_algonauts(folder, ss.images("Baseline"), nsd, structures, subjects=params["subjects"],
-                                  noise=params["synthetic_noise"], seed=params["seed"], scale=SYNTHETIC_SCALE,
-                                  coco_ids=None)
+        structures = {k: ss.reference_rdm(k).get_matrices()[0] for k in planted}
+        write_synthetic_algonauts(folder, ss.images("Baseline"), nsd, structures, subjects=list(spec.subjects),
+                                  noise=spec.noise, seed=spec.seed, scale=spec.scale, coco_ids=None)
         with open(folder / "captions.json", "w") as fh:
             json.dump({"stimulus_ids": list(ss.ids), "nsd_ids": nsd.tolist()}, fh)
 
-    root = store.get_or_compute_folder("brain-synthetic", VERSION, inputs, write)
+    root = spec.get_or_compute_folder(store, {"stimuli": ss.cache_key, "planted": planted}, write)
     return root, captions
 
 
@@ -143,8 +163,21 @@ def coco_captions(params: dict[str, Any], nsd_ids: np.ndarray) -> dict[str, list
     for v, cid in zip(nsd_ids, rows["cocoId"]):
         if int(cid) not in by_coco:
             raise AlgonautsError(f"no COCO captions for COCO id {int(cid)} (NSD id {int(v)}) in the COCO caption files")
-        out[f"nsd-{int(v):05d}"] = by_coco[int(cid)]
+        out[nsd_image_id(v)] = by_coco[int(cid)]
     return out
+
+
+def captions_fingerprint(params: dict[str, Any], nsd_ids: np.ndarray, memo_dir: Path | None = None) -> dict:
+    """Content hashes of the NSD table and the COCO caption files the brain captions come from."""
+    from lib.config import resolve_path
+    from lib.stimuli.sources import COCO_CAPTIONS, read_nsd_stim_info
+
+    table = nsd_table_path(params)
+    rows = read_nsd_stim_info(table).set_index("nsdId")
+    splits = sorted(rows.loc[[int(v) for v in nsd_ids if int(v) in rows.index], "cocoSplit"].unique())
+    files = [resolve_path(params["data_dir"]) / COCO_CAPTIONS.format(split=s) for s in splits]
+    return {"table": files_digest([table], memo_dir=memo_dir),
+            "captions": files_digest([f for f in files if f.is_file()], memo_dir=memo_dir)}
 
 
 def brain_set(params: dict[str, Any], store=None, progress: bool = True) -> BrainSet:
@@ -154,69 +187,78 @@ def brain_set(params: dict[str, Any], store=None, progress: bool = True) -> Brai
     if len(set(params["subjects"])) < 2:
         raise ValueError(f"the brain analysis needs at least 2 subjects (noise ceilings, group statistics); got "
                          f"subjects={params['subjects']}. Set e.g. -p subjects=[1,2,3,4,5,6,8]")
+    from lib.store import store_for
+
+    spec = BrainSetSpec.from_params(params)
     if params["brain_source"] == "synthetic":
         root, captions = synthetic_root(params, store, progress)
         data = load_algonauts(root, params["subjects"], howto=SYNTHETIC_HOWTO)
-        return BrainSet(data, f"synthetic/{root.name}", True, captions, planted_table(root))
+        return BrainSet(data, spec.key(synthetic=root.name), True, captions, planted_table(root))
+    store = store if store is not None else store_for(params)
     root = resolve_path(params["algonauts_dir"])
     data = load_algonauts(root, params["subjects"])
-    return BrainSet(data, f"algonauts/{_folder_key(root, params['subjects'])}", False,
-                    coco_captions(params, data.nsd_ids))
+    captions = coco_captions(params, data.nsd_ids)
+    key = spec.key(release=_folder_key(root, params["subjects"], store.root),
+                   captions=captions_fingerprint(params, data.nsd_ids, store.root))
+    return BrainSet(data, key, False, captions)
 
 
 def brain_references(bs: BrainSet, params: dict[str, Any], store=None, progress: bool = True) -> dict[str, np.ndarray]:
-    """Saliency and semantic RDM vectors of the brain image set (NSD-id order)."""
-    from lib.config import pick_device
+    """RDM vectors of every enabled reference on the brain image set (NSD-id order).
+    The stored ids are checked against the set's, so a vector can never be used for
+    other images than it was computed on."""
+    from lib.references import reference_rdms
     from lib.store import store_for
-    from lib.stimuli.captions import embed_captions
-    from lib.stimuli.references import saliency_rdm, semantic_rdm
-    from lib.stimuli.saliency import itti_koch
 
     store = store if store is not None else store_for(params)
+    spec = BrainReferencesSpec.from_params(params)
+    names = list(spec.references.names)
 
     def compute() -> dict[str, Any]:
-        maps = itti_koch(bs.images(), swap_rb=params["swap_rb"], device=pick_device(params["device"]),
-                         batch_size=params["saliency_batch_size"], progress=progress)
-        emb = embed_captions(bs.captions, params["caption_model"], store=store)
-        return {"saliency": saliency_rdm(list(maps), bs.ids).dissimilarities[0],
-                "semantic": semantic_rdm(emb, bs.ids).dissimilarities[0]}
+        rdms = reference_rdms(bs.image_set(params, store, progress), params, store, names)
+        return {"ids": bs.ids, **{k: r.dissimilarities[0] for k, r in rdms.items()}}
 
-    inputs = {"set": bs.cache_key, "swap_rb": params["swap_rb"], "caption_model": params["caption_model"]}
-    out = store.get_or_compute("brain-references", VERSION, inputs, compute)
-    return {"saliency": np.asarray(out["saliency"]), "semantic": np.asarray(out["semantic"])}
+    out = spec.get_or_compute(store, {"set": bs.cache_key}, compute)
+    check_aligned(out["ids"], bs.ids, "the cached brain reference RDMs", "the brain image set")
+    return {k: np.asarray(out[k]) for k in names}
 
 
 def brain_roi_rdms(bs: BrainSet, params: dict[str, Any], store=None, progress: bool = True) -> RoiRdms:
     from lib.store import store_for
 
     store = store if store is not None else store_for(params)
-    inputs = {"set": bs.cache_key, "subjects": list(params["subjects"]), "mode": params["roi_rdm_mode"]}
-    out = store.get_or_compute("brain-roi-rdms", VERSION, inputs,
-                               lambda: roi_rdms(bs.data, params["roi_rdm_mode"], progress=progress).to_store())
-    return RoiRdms.from_store(out)
+    spec = BrainRoiSpec.from_params(params)
+    out = spec.get_or_compute(store, {"set": bs.cache_key},
+                              lambda: roi_rdms(bs.data, params["roi_rdm_mode"], progress=progress).to_store())
+    roi = RoiRdms.from_store(out)
+    check_aligned([nsd_image_id(v) for v in roi.nsd_ids], bs.ids, "the ROI RDMs", "the brain image set")
+    return roi
 
 
 def model_tables(bs: BrainSet, roi: RoiRdms, refs: dict[str, np.ndarray], params: dict[str, Any], store=None,
                  progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every model layer x ROI x subject RSA, and each layer's saliency/semantic RSA."""
+    """Every model layer x ROI x subject RSA, and each layer's RSA with every reference."""
     from lib.extract import extract_rdms, release_models
     from lib.store import store_for
 
     store = store if store is not None else store_for(params)
+    spec = BrainModelRsaSpec.from_params(params)
+    images = bs.image_set(params, store, progress)
+    roi_ids = [nsd_image_id(v) for v in roi.nsd_ids]
     brains, layer_refs = [], []
     for model in params["models"]:
-        rdms = extract_rdms(model, bs.images, images_key=f"brain/{bs.cache_key}", params=params, store=store,
-                            progress=progress, ids=bs.ids)
+        rdms = extract_rdms(model, images.images, images_key=images.cache_key, params=params, store=store,
+                            progress=progress, ids=images.ids)
         release_models()
-        inputs = {"layers": np.ascontiguousarray(rdms.dissimilarities), "set": bs.cache_key,
-                  "subjects": list(params["subjects"]), "mode": params["roi_rdm_mode"],
+        check_aligned(rdm_ids(rdms), roi_ids, f"the layer RDMs of {model}", "the ROI RDMs")
+        inputs = {"layers": np.ascontiguousarray(rdms.dissimilarities), "ids": images.ids, "set": bs.cache_key,
                   "refs": {k: np.asarray(v) for k, v in refs.items()}}
 
         def compute(rdms=rdms) -> dict[str, Any]:
             b, lr = model_brain_rsa(rdms, roi, refs)
             return {"brain": b, "layer_ref": lr}
 
-        out = store.get_or_compute("brain-model-rsa", VERSION, inputs, compute)
+        out = spec.get_or_compute(store, inputs, compute)
         brains.append(out["brain"].assign(model=model))
         layer_refs.append(out["layer_ref"].assign(model=model))
     return pd.concat(brains, ignore_index=True), pd.concat(layer_refs, ignore_index=True)
@@ -266,4 +308,4 @@ def run(params: dict[str, Any], store=None, progress: bool = True) -> BrainResul
 
 
 __all__ = ["BrainSet", "BrainResults", "brain_set", "brain_references", "brain_roi_rdms", "model_tables", "run",
-           "synthetic_root", "coco_captions", "nsd_table_path"]
+           "synthetic_root", "coco_captions", "captions_fingerprint", "nsd_table_path"]

@@ -18,7 +18,6 @@ import numpy as np
 
 PACKAGED_MODEL = "all-MiniLM-L6-v2"
 _PACKAGED_ALIASES = {PACKAGED_MODEL, f"sentence-transformers/{PACKAGED_MODEL}"}
-STEP, VERSION = "caption_embeddings", "1"
 
 
 def packaged_model_path() -> str | None:
@@ -114,5 +113,7 @@ def embed_captions(
 
     if store is None:
         return compute()["embeddings"]
-    inputs = {"model": model_name, "ids": ids, "captions": payload}
-    return store.get_or_compute(STEP, VERSION, inputs, compute)["embeddings"]
+    from lib.specs import CaptionSpec
+
+    inputs = {"ids": ids, "captions": payload}
+    return CaptionSpec.for_model(model_name).get_or_compute(store, inputs, compute)["embeddings"]

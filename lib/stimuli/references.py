@@ -1,7 +1,8 @@
-"""The two reference representations as rsatoolbox RDMs, and how confounded they are.
+"""Reference features as rsatoolbox RDMs, and how confounded two references are.
 
 Saliency: each image's map resized to 224×224 (bicubic) and flattened, cosine distance.
-Semantics: cosine distance between mean caption embeddings.
+Semantics: cosine distance between mean caption embeddings. Which references exist is
+:mod:`lib.references`' registry; this module holds the arithmetic.
 """
 
 from __future__ import annotations
@@ -23,27 +24,30 @@ def saliency_features(maps: Sequence[np.ndarray], size: int = REFERENCE_SIZE) ->
                      for m in maps]).astype(np.float32)
 
 
-def _rdms(features: np.ndarray, ids: Sequence[str], name: str) -> rsatoolbox.rdm.RDMs:
+def features_rdm(features: np.ndarray, ids: Sequence[str], name: str, metric: str = "cosine") -> rsatoolbox.rdm.RDMs:
+    """A reference RDM over ``ids`` from per-image features (one row per id)."""
+    from lib.image_set import IMAGE_ID
+
     ids = [str(i) for i in ids]
     if len(features) != len(ids):
         raise ValueError(f"{name} reference: {len(features)} feature rows for {len(ids)} image ids")
     if len(ids) < 3:
         raise ValueError(f"{name} reference needs at least 3 images, got {len(ids)}")
-    gram, _, _ = features_gram(features)
-    square = rdm_from_gram(gram, "cosine")
-    return rsatoolbox.rdm.RDMs(upper(square)[None, :], dissimilarity_measure="cosine",
+    gram, sums, p = features_gram(features)
+    square = rdm_from_gram(gram, metric, row_sums=sums, n_features=p)
+    return rsatoolbox.rdm.RDMs(upper(square)[None, :], dissimilarity_measure=metric,
                                rdm_descriptors={"reference": [name]},
-                               pattern_descriptors={"image_id": ids})
+                               pattern_descriptors={IMAGE_ID: ids})
 
 
 def saliency_rdm(maps: Sequence[np.ndarray], ids: Sequence[str]) -> rsatoolbox.rdm.RDMs:
     """Saliency reference RDM over ``ids`` from their (baseline) saliency maps."""
-    return _rdms(saliency_features(maps), ids, "saliency")
+    return features_rdm(saliency_features(maps), ids, "saliency")
 
 
 def semantic_rdm(embeddings: np.ndarray, ids: Sequence[str]) -> rsatoolbox.rdm.RDMs:
     """Semantic reference RDM from mean caption embeddings (n, d)."""
-    return _rdms(np.asarray(embeddings, np.float64), ids, "semantic")
+    return features_rdm(np.asarray(embeddings, np.float64), ids, "semantic")
 
 
 def rdm_confound(a: rsatoolbox.rdm.RDMs, b: rsatoolbox.rdm.RDMs, n_bootstrap: int = 1000,
@@ -55,8 +59,9 @@ def rdm_confound(a: rsatoolbox.rdm.RDMs, b: rsatoolbox.rdm.RDMs, n_bootstrap: in
 
     va, vb = a.get_vectors()[0], b.get_vectors()[0]
     n = a.n_cond
-    if list(a.pattern_descriptors.get("image_id", [])) != list(b.pattern_descriptors.get("image_id", [])):
-        raise ValueError("the two RDMs are not over the same images in the same order")
+    from lib.image_set import check_aligned, rdm_ids
+
+    check_aligned(rdm_ids(a), rdm_ids(b), "the first reference RDM", "the second")
     rho = float(spearman_matrix(va, vb)[0, 0])
     rng = np.random.default_rng(seed)
     sa, sb = a.get_matrices()[0], b.get_matrices()[0]

@@ -309,7 +309,10 @@ def _missing(what: str, path: Path, profile: str) -> FileNotFoundError:
 
 def coco_nsd_items(data_dir: str | os.PathLike, shared1000: bool = True, n_images: int | None = None,
                    profile: str = "paper") -> list[StimulusItem]:
-    """NSD's COCO images (cropped as NSD cropped them) with their COCO captions, by nsdId."""
+    """NSD's COCO images (cropped as NSD cropped them) with their COCO captions, by nsdId
+    (ids ``nsd-00013``, the same scheme as the brain image sets)."""
+    from lib.image_set import nsd_image_id
+
     root = resolve_path(data_dir)
     table_path = root / NSD_TABLE
     if not table_path.is_file():
@@ -332,7 +335,7 @@ def coco_nsd_items(data_dir: str | os.PathLike, shared1000: bool = True, n_image
             raise ValueError(f"NSD image {nsd_id} (cocoId {coco_id}) has no captions in "
                              f"{COCO_CAPTIONS.format(split=row.cocoSplit)}")
         image = crop_nsd(read_image(path), row.cropBox, nsd_id)
-        items.append(StimulusItem(f"nsd{nsd_id:05d}", image, caps,
+        items.append(StimulusItem(nsd_image_id(nsd_id), image, caps,
                                   {"nsdId": nsd_id, "cocoId": coco_id, "cocoSplit": row.cocoSplit,
                                    "cropBox": list(row.cropBox), "path": str(path)}))
     return items

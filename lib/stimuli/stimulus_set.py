@@ -1,14 +1,14 @@
 """The persisted stimulus set: base images, their four edited versions, metadata, saliency
 maps, caption embeddings, and the two reference RDMs.
 
-Built once per set of ingredients and kept in the artifact store; the key is a cheap
-fingerprint of the source (captions file, package versions, file sizes and times, NSD
-table) plus every selection parameter, so a cache hit does not even decode the images.
+Built once per set of ingredients and kept in the artifact store; the key is the
+:class:`lib.specs.StimulusSpec` (every selection parameter, the saliency implementation,
+the caption model, the code version) plus the source's files by content hash (memoised by
+path, size and mtime), so a cache hit does not even decode the images.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from importlib import metadata as importlib_metadata
@@ -20,53 +20,59 @@ import pandas as pd
 
 from lib.stimuli.distractors import CONDITIONS, Box, paste, search, select
 
-STEP, VERSION = "stimulus_set", "2"  # 2: per-base quantile thresholds
-SEARCH_KEYS = ("seed", "selection_mode", "sem_similar_max", "sem_dissimilar_min", "sal_little_max",
-               "sal_alot_min", "quantile_low", "quantile_high", "n_distractors", "n_placements", "swap_rb")
 META_COLUMNS = ["image_id", "condition", "distractor_id", "placement", "edge", "top", "left", "height", "width",
                 "sem_distance", "sal_change", "sem_similar_max", "sem_dissimilar_min", "sal_little_max",
                 "sal_alot_min", "seed"]
 
 
-def _file_sig(path: Path) -> list:
-    st = path.stat()
-    return [path.name, st.st_size, int(st.st_mtime)]
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
 def source_fingerprint(params: dict[str, Any]) -> dict[str, Any]:
-    """What identifies the source's content without decoding it."""
+    """What identifies the source's content without decoding it: every file it reads, by
+    content hash (memoised by path + size + mtime, so warm runs read nothing)."""
     from lib.config import resolve_path
+    from lib.specs import file_digest, files_digest
     from lib.stimuli import sources
 
     src = params["source"]
-    fp: dict[str, Any] = {"source": src, "n_images": params.get("n_images")}
+    memo = resolve_path(params["cache_dir"])
+    fp: dict[str, Any] = {"source": src}
     if src == "demo":
-        fp["captions"] = _sha(sources.DEMO_CAPTIONS)
+        fp["captions"] = file_digest(sources.DEMO_CAPTIONS, memo)
         fp["size"] = sources.DEMO_SIZE
         fp["photos"] = list(sources.DEMO_PHOTOS)
         fp["packages"] = {p: importlib_metadata.version(p) for p in ("scikit-image", "scikit-learn", "matplotlib")}
     elif src == "folder":
         folder = resolve_path(params["folder_path"] or ".")
-        fp["folder"] = str(folder)
-        fp["files"] = [_file_sig(p) for p in sorted(folder.iterdir()) if p.is_file()] if folder.is_dir() else []
+        fp["files"] = files_digest((p for p in sorted(folder.iterdir()) if p.is_file()), memo_dir=memo) \
+            if folder.is_dir() else []
     else:
         root = resolve_path(params["data_dir"])
         table = root / sources.NSD_TABLE
-        fp["shared1000"] = params.get("nsd_shared1000")
-        fp["table"] = _sha(table) if table.is_file() else None
+        fp["table"] = file_digest(table, memo) if table.is_file() else None
         ann = root / "coco" / "annotations"
-        fp["captions"] = [_file_sig(p) for p in sorted(ann.glob("captions_*.json"))] if ann.is_dir() else []
+        fp["captions"] = files_digest(sorted(ann.glob("captions_*.json")), memo_dir=memo) if ann.is_dir() else []
+        fp["images"] = _coco_image_digests(root, table, params, memo) if table.is_file() else []
     return fp
 
 
-class StimulusSet:
-    """A built stimulus set. ``cache_key`` identifies its content for downstream caches."""
+def _coco_image_digests(root: Path, table: Path, params: dict[str, Any], memo: Path) -> list:
+    """Content hashes of the COCO images the profile selects (only those: COCO is 19 GB)."""
+    from lib.specs import files_digest
+    from lib.stimuli import sources
 
-    def __init__(self, values: dict[str, Any], cache_key: str):
+    rows = sources.select_nsd_rows(sources.read_nsd_stim_info(table), params["nsd_shared1000"], params["n_images"])
+    paths = [root / sources.COCO_IMAGE.format(split=split, coco_id=int(coco_id))
+             for split, coco_id in zip(rows["cocoSplit"], rows["cocoId"])]
+    return files_digest([p for p in paths if p.is_file()], root, memo) + [[str(p), None] for p in paths
+                                                                          if not p.is_file()]
+
+
+class StimulusSet:
+    """A built stimulus set. ``cache_key`` identifies its content for downstream caches.
+
+    ``params`` / ``store``: what references that run a network (clip_text) need; the
+    saliency and semantic references come from the stored maps and embeddings."""
+
+    def __init__(self, values: dict[str, Any], cache_key: str, params: dict[str, Any] | None = None, store=None):
         self.cache_key = cache_key
         self.ids: list[str] = list(values["ids"])
         self.captions: dict[str, list[str]] = {k: list(values["captions"][k]) for k in self.ids}
@@ -78,6 +84,8 @@ class StimulusSet:
         self.info: dict[str, Any] = values["info"]
         self.pool_ids: list[str] = list(values["pool_ids"])
         self.pool_semantic: np.ndarray = np.asarray(values["pool_semantic"])
+        self.params = dict(params or {})
+        self.store = store
         self._values = values
         self._rdms: dict[str, Any] = {}
 
@@ -103,24 +111,41 @@ class StimulusSet:
         v = self._values.get(f"saliency_{condition}") or []
         return [np.asarray(m, np.float32) for m in v]
 
-    def reference_rdm(self, kind: str):
-        """The saliency or semantic reference RDM (rsatoolbox RDMs, one RDM, image_id patterns)."""
-        from lib.stimuli.references import saliency_rdm, semantic_rdm
+    def image_set(self, condition: str = "Baseline"):
+        """The images of one condition as an :class:`lib.image_set.ImageSet` (key
+        ``<set key>/<condition>``). References are computed on Baseline images only."""
+        from lib.image_set import ImageSet
 
-        if kind not in ("saliency", "semantic"):
-            raise ValueError(f"unknown reference {kind!r}; 'saliency' or 'semantic'")
+        self._check(condition)
+        return ImageSet(self.ids, f"{self.cache_key}/{condition}", self.captions, lambda: self.images(condition),
+                        lambda: self.saliency(condition),
+                        (lambda: self.embeddings) if condition == "Baseline" else None)
+
+    def reference_rdm(self, kind: str):
+        """A registered reference's RDM on the Baseline images (rsatoolbox RDMs, one RDM,
+        ``image_id`` pattern descriptors)."""
+        from lib.references import REGISTRY, reference_rdm
+
+        if kind not in REGISTRY:
+            raise ValueError(f"unknown reference {kind!r}; registered: {list(REGISTRY)}")
         if kind not in self._rdms:
-            self._rdms[kind] = (saliency_rdm(self.saliency("Baseline"), self.ids) if kind == "saliency"
-                                else semantic_rdm(self.embeddings, self.ids))
+            params = {"weights": "auto", "seed": 0, **self.params}
+            self._rdms[kind] = reference_rdm(kind, self.image_set("Baseline"), params, self.store)
         return self._rdms[kind]
 
+    def reference_rdms(self, names=None) -> dict[str, Any]:
+        """The enabled references' RDMs (``params['references']``, default saliency + semantic)."""
+        from lib.references import enabled
+
+        return {k: self.reference_rdm(k) for k in (names if names is not None else enabled(self.params))}
+
     def confound(self, n_bootstrap: int = 1000, n_permutations: int = 1000, seed: int = 0,
-                 alpha: float = 0.05) -> dict[str, float]:
-        """Spearman ρ between the two reference RDMs with bootstrap CI and permutation p."""
+                 alpha: float = 0.05, a: str = "saliency", b: str = "semantic") -> dict[str, float]:
+        """Spearman ρ between two reference RDMs (the paper's confound: saliency vs
+        semantics) with bootstrap CI and permutation p."""
         from lib.stimuli.references import rdm_confound
 
-        return rdm_confound(self.reference_rdm("saliency"), self.reference_rdm("semantic"), n_bootstrap,
-                            n_permutations, seed, alpha)
+        return rdm_confound(self.reference_rdm(a), self.reference_rdm(b), n_bootstrap, n_permutations, seed, alpha)
 
 
 def _saliency_fn(params: dict[str, Any]):
@@ -208,16 +233,17 @@ def _pool_semantic(emb: np.ndarray) -> np.ndarray:
 
 def build_stimulus_set(params: dict[str, Any], store=None, progress: bool = True) -> StimulusSet:
     """Build (or load from the artifact store) the profile's stimulus set."""
-    from lib.store import make_key, store_for
+    from lib.specs import StimulusSpec
+    from lib.store import store_for
 
     store = store or store_for(params)
-    inputs = {"source": source_fingerprint(params), "caption_model": params["caption_model"],
-              **{k: params.get(k) for k in SEARCH_KEYS}}
-    values = store.get_or_compute(STEP, VERSION, inputs, lambda: _build(params, store, progress))
+    spec = StimulusSpec.from_params(params)
+    inputs = {"source": source_fingerprint(params)}
+    values = spec.get_or_compute(store, inputs, lambda: _build(params, store, progress))
     if not values.get("ids"):
         raise ValueError("every base image was dropped (no candidate met the criteria); see the dropped table. "
                          "Try selection_mode=quantile, more n_placements or more images")
-    return StimulusSet(values, make_key(STEP, VERSION, inputs))
+    return StimulusSet(values, spec.key(**inputs), params, store)
 
 
 def describe_conditions() -> pd.DataFrame:
