@@ -238,6 +238,7 @@ class StimulusSpec(StepSpec):
     quantile_high: float
     n_distractors: int | None
     n_placements: int
+    max_image_side: int
     saliency: SaliencySpec
     captions: CaptionSpec
 
