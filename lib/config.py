@@ -90,6 +90,33 @@ SCHEMA: dict[str, Param] = {
     "noise_ceiling": _p(str, "noise-ceiling method", choices=("loso", "bootstrap")),
     "synthetic_noise": _p(float, "synthetic subjects: noise standard deviation relative to signal"),
     # --- replication choices (issue 9)
+    "distractor_pool": _p(str, "where candidate distractors come from: coco_train2017 = every COCO train2017 "
+                          "image, uncropped, in the annotation file's order (the original; coco_nsd only); "
+                          "bases = the other base images of the source", choices=("coco_train2017", "bases")),
+    "paste_geometry": _p(str, "distractor size and resampling: original = INTER_LINEAR, floored height "
+                         "int(sqrt(int(0.1*area)/aspect)) and width int(h*aspect), a candidate that does not "
+                         "fit is skipped; fitted = rounded sizes, shrunk to fit, area/cubic resampling",
+                         choices=("original", "fitted")),
+    "thresholds_caption_model": _p(str, "caption model the absolute semantic thresholds (sem_*) were set in "
+                                   "(the paper's 0.32 / 0.92: use-v4)"),
+    "thresholds_swap_rb": _p(bool, "colour order the absolute saliency thresholds (sal_*) were set in: true = "
+                             "R/B-swapped maps (the paper's 0.019 / 0.24)"),
+    "saliency_threshold_transfer": _p(str, "threshold mode, colour order differing from the thresholds': "
+                                      "quantile = the fractions of candidates below/above the thresholds on "
+                                      "maps in the thresholds' colour order define the cuts on this run's "
+                                      "maps; none = such a run is an error", choices=("none", "quantile")),
+    "max_distractor_reuse": _p(int, "most base images one distractor may serve (null = no cap, the original)",
+                               nullable=True, low=1),
+    "search_workers": _p(int, "parallel workers of the distractor search over base images (null = all cores)",
+                         nullable=True, low=1),
+    "roi_policy": _p(str, "original = an ROI is dropped when any subject lacks vertices in either hemisphere; "
+                     "per_hemisphere = a one-hemisphere ROI uses that hemisphere, skipped only where both "
+                     "are empty", choices=("original", "per_hemisphere")),
+    "summary_rule": _p(str, "layer summaries: original = block means over layers inside bottlenecks / "
+                       "transformer blocks, |mean dRSA| per block, layer-filtered panels, SEM ddof 0; "
+                       "all_layers = every layer, SEM ddof 1", choices=("original", "all_layers")),
+    "brain_saliency_crop": _p(str, "images of the brain-side saliency maps: uncropped COCO images (the "
+                              "original) or the NSD crops the subjects saw", choices=("uncropped", "cropped")),
 
     # --- statistics (issue 11)
 
