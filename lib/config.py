@@ -107,6 +107,9 @@ SCHEMA: dict[str, Param] = {
                                       "maps; none = such a run is an error", choices=("none", "quantile")),
     "max_distractor_reuse": _p(int, "most base images one distractor may serve (null = no cap, the original)",
                                nullable=True, low=1),
+    "layer_rule": _p(str, "which module calls are layers: every_call = each call of a module (this project); "
+                     "original = registration order, a module called several times kept once, at its last "
+                     "call (as the original hooked)", choices=("every_call", "original")),
     "search_workers": _p(int, "parallel workers of the distractor search over base images (null = all cores)",
                          nullable=True, low=1),
     "roi_policy": _p(str, "original = an ROI is dropped when any subject lacks vertices in either hemisphere; "
