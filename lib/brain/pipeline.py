@@ -193,9 +193,11 @@ def brain_roi_rdms(bs: BrainSet, params: dict[str, Any], store=None, progress: b
     from lib.store import store_for
 
     store = store if store is not None else store_for(params)
-    inputs = {"set": bs.cache_key, "subjects": list(params["subjects"]), "mode": params["roi_rdm_mode"]}
+    inputs = {"set": bs.cache_key, "subjects": list(params["subjects"]), "mode": params["roi_rdm_mode"],
+              "policy": params["roi_policy"]}
     out = store.get_or_compute("brain-roi-rdms", VERSION, inputs,
-                               lambda: roi_rdms(bs.data, params["roi_rdm_mode"], progress=progress).to_store())
+                               lambda: roi_rdms(bs.data, params["roi_rdm_mode"], progress=progress,
+                                                policy=params["roi_policy"]).to_store())
     return RoiRdms.from_store(out)
 
 
