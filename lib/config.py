@@ -105,8 +105,9 @@ SCHEMA: dict[str, Param] = {
                                       "quantile = the fractions of candidates below/above the thresholds on "
                                       "maps in the thresholds' colour order define the cuts on this run's "
                                       "maps; none = such a run is an error", choices=("none", "quantile")),
-    "max_distractor_reuse": _p(int, "most base images one distractor may serve (null = no cap, the original)",
-                               nullable=True, low=1),
+    "max_distractor_reuse": _p(int, "most base images one distractor may serve within one condition (their "
+                               "images share that patch, which pulls them together in the condition's RDM); "
+                               "null = no cap (the original)", nullable=True, low=1),
     "layer_rule": _p(str, "which module calls are layers: every_call = each call of a module (this project); "
                      "original = registration order, a module called several times kept once, at its last "
                      "call (as the original hooked)", choices=("every_call", "original")),
