@@ -1,4 +1,5 @@
-"""``doctor`` checks of the stimulus inputs and the ``coco-nsd`` fetcher (registered on import)."""
+"""``doctor`` checks of the stimulus inputs and the ``coco-nsd`` fetcher (registered on import),
+and the manipulation check's violation counts."""
 
 from __future__ import annotations
 
@@ -114,3 +115,44 @@ def fetch_coco_nsd(params: dict[str, Any], *, nsd_url: str = NSD_TABLE_URL,
     if bar is not None:
         bar.close()
     return {"table": str(table), "images": len(rows), "downloaded": len(todo)}
+
+
+# --- manipulation check: every violation, in numbers ------------------------------------------
+
+LOW, HIGH = ("Control", "Semantic"), ("Salient", "Semantic_Salient")
+VIOLATION_COLUMNS = ["check", "violations", "out of", "detail"]
+
+
+def manipulation_violations(metadata, max_reuse: int | None = None):
+    """Where the chosen pastes break the design, counted (a table; all zeros = clean).
+
+    The selection guarantees the first, fourth and fifth rows are zero; the second (little vs
+    a lot across base images, with per-base quantiles) and the third (reuse without a cap)
+    are what a reader needs to judge."""
+    import pandas as pd
+
+    m = metadata[metadata["condition"] != "Baseline"]
+    rows = []
+    per_base = m.groupby("image_id")
+    bad_bases = [k for k, g in per_base
+                 if g.loc[g.condition.isin(LOW), "sal_change"].max() >= g.loc[g.condition.isin(HIGH), "sal_change"].min()]
+    rows.append(["little vs a lot saliency change within a base image", len(bad_bases), per_base.ngroups,
+                 ", ".join(map(str, bad_bases[:10]))])
+    low = m.loc[m.condition.isin(LOW), "sal_change"].to_numpy(float)
+    high = m.loc[m.condition.isin(HIGH), "sal_change"].to_numpy(float)
+    crossed = int((low[:, None] >= high[None, :]).sum())
+    rows.append(["little vs a lot saliency change across base images (pairs)", crossed, low.size * high.size,
+                 f"largest little change {low.max():.3f}, smallest a-lot change {high.min():.3f}"
+                 if low.size and high.size else ""])
+    uses = m.groupby(["condition", "distractor_id"]).size()
+    over = uses[uses > max_reuse] if max_reuse is not None else uses[uses > 1]
+    rows.append([f"distractor used by more than {max_reuse if max_reuse is not None else 1} base image(s) "
+                 "in one condition", len(over), len(uses),
+                 f"most uses: {int(uses.max())} ({uses.idxmax()[1]} in {uses.idxmax()[0]})" if len(uses) else ""])
+    similar = m.condition.isin(("Control", "Salient"))
+    sem_bad = (similar & (m.sem_distance >= m.sem_similar_max)) | (~similar & (m.sem_distance <= m.sem_dissimilar_min))
+    rows.append(["semantic distance outside its condition's range", int(sem_bad.sum()), len(m), ""])
+    little = m.condition.isin(LOW)
+    sal_bad = (little & (m.sal_change >= m.sal_little_max)) | (~little & (m.sal_change <= m.sal_alot_min))
+    rows.append(["saliency change outside its condition's range", int(sal_bad.sum()), len(m), ""])
+    return pd.DataFrame(rows, columns=VIOLATION_COLUMNS)
