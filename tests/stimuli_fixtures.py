@@ -75,7 +75,9 @@ def make_coco_nsd_fixture(root: Path) -> dict:
         for split in anns:
             zf.writestr(f"annotations/captions_{split}.json", json.dumps(
                 {"info": {}, "licenses": [], "images": images[split], "annotations": anns[split]}))
-        zf.writestr("annotations/instances_train2017.json", "{}")
+        # COCO's order of train2017 (the original's pool order): here the reverse of id order
+        zf.writestr("annotations/instances_train2017.json", json.dumps(
+            {"info": {}, "licenses": [], "images": images["train2017"][::-1], "annotations": []}))
     return {"serve": serve}
 
 

@@ -3,6 +3,7 @@ distractor each (base, condition) gets is worked out by hand; threshold spaces; 
 
 from __future__ import annotations
 
+import contextlib
 import io
 
 import cv2
@@ -102,26 +103,50 @@ def test_coco_order_is_the_instances_files_images_list(tmp_path):
         sources.read_image_order(io.StringIO('{"annotations": []}'), chunk=8)
 
 
-def test_pool_images_are_downloaded_on_first_use(tmp_path):
+@contextlib.contextmanager
+def _serve(folder):
+    """A loopback HTTP server for ``folder`` (the test's stand-in for COCO's servers)."""
     import http.server
     import threading
     from functools import partial
 
-    make_coco_pool_fixture(tmp_path / "serve")
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "serve" / "coco"))
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
     handler.log_message = lambda *a: None
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}" + "/{split}/{coco_id:012d}.jpg"
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_pool_images_are_downloaded_on_first_use(tmp_path):
+    make_coco_pool_fixture(tmp_path / "serve")
+    with _serve(tmp_path / "serve" / "coco") as server:
+        url = server + "/{split}/{coco_id:012d}.jpg"
         root = tmp_path / "data"
         img = sources.coco_pool_image(root, 205, "original", url=url)
         assert img.shape == (240, 320, 3) and (root / "coco" / "train2017" / "000000000205.jpg").is_file()
         assert sources.coco_pool_image(root, 203, "original", url=url) is None  # grayscale: skipped
         assert sources.coco_pool_image(root, 203, "fitted", url=url).shape == (200, 200, 3)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+
+
+def test_fetch_for_the_paper_profile_keeps_cocos_order_and_train2017_bases(tmp_path):
+    from lib.stimuli.checks import fetch_coco_nsd
+
+    from stimuli_fixtures import COCO_FIXTURE, make_coco_nsd_fixture
+
+    make_coco_nsd_fixture(tmp_path / "fx")
+    params = _paper(tmp_path)
+    with _serve(tmp_path / "fx" / "serve") as server:
+        res = fetch_coco_nsd(params, nsd_url=f"{server}/nsd_stim_info_merged.csv",
+                             annotations_url=f"{server}/annotations_trainval2017.zip",
+                             image_url=server + "/{split}/{coco_id:012d}.jpg", progress=False)
+    train_shared = [c for c, split, shared, *_ in COCO_FIXTURE if split == "train2017" and shared]
+    assert res["images"] == len(train_shared) == 5  # the val2017 base (104) is not one of the original's
+    assert sources.coco_image_order(tmp_path / "raw") == sorted(train_shared + [107], reverse=True)
+    assert (tmp_path / "raw" / "coco" / "annotations" / "captions_train2017.json").is_file()
 
 
 def test_coco_pool_needs_the_coco_nsd_source():
