@@ -225,3 +225,14 @@ def test_search_transfers_thresholds_from_the_other_colour_order():
     assert 0 < below < 1 and 0 < above < 1  # not a degenerate case
     with pytest.raises(ValueError, match="source_saliency_fn"):
         D.search(images, ids, emb, correct(images), p, correct)
+
+
+def test_brain_saliency_images_uncropped_as_the_original(tmp_path):
+    make_coco_pool_fixture(tmp_path / "raw")
+    params = _paper(tmp_path)
+    cropped = {it.meta["nsdId"]: it.image.shape for it in sources.coco_nsd_items(tmp_path / "raw")}
+    assert cropped[1] == (270, 300, 3)  # cropBox (0.05, 0.05, 0, 0) of a 300 x 300 image
+    shapes = [im.shape for im in sources.uncropped_nsd_images(params, [1, 3])]
+    assert shapes == [(300, 300, 3), (300, 300, 3)]  # 3 is the val2017 image, from its own folder
+    with pytest.raises(ValueError, match=r"NSD ids \[9\]"):
+        sources.uncropped_nsd_images(params, [9])

@@ -177,14 +177,21 @@ def brain_references(bs: BrainSet, params: dict[str, Any], store=None, progress:
 
     store = store if store is not None else store_for(params)
 
+    uncropped = params["brain_saliency_crop"] == "uncropped" and not bs.synthetic
+
     def compute() -> dict[str, Any]:
-        maps = itti_koch(bs.images(), swap_rb=params["swap_rb"], device=pick_device(params["device"]),
+        from lib.stimuli.sources import uncropped_nsd_images
+
+        # the original's brain-side maps were of the uncropped COCO images (brain_saliency_crop)
+        images = uncropped_nsd_images(params, bs.nsd_ids) if uncropped else bs.images()
+        maps = itti_koch(images, swap_rb=params["swap_rb"], device=pick_device(params["device"]),
                          batch_size=params["saliency_batch_size"], progress=progress)
         emb = embed_captions(bs.captions, params["caption_model"], store=store)
         return {"saliency": saliency_rdm(list(maps), bs.ids).dissimilarities[0],
                 "semantic": semantic_rdm(emb, bs.ids).dissimilarities[0]}
 
-    inputs = {"set": bs.cache_key, "swap_rb": params["swap_rb"], "caption_model": params["caption_model"]}
+    inputs = {"set": bs.cache_key, "swap_rb": params["swap_rb"], "caption_model": params["caption_model"],
+              "uncropped": uncropped}
     out = store.get_or_compute("brain-references", VERSION, inputs, compute)
     return {"saliency": np.asarray(out["saliency"]), "semantic": np.asarray(out["semantic"])}
 

@@ -392,6 +392,22 @@ def coco_train2017_pool(params: dict[str, Any], items: list[StimulusItem], store
     return DistractorPool(ids, emb, lambda j: coco_pool_image(root, order[j], geometry, url=image_url), own, key)
 
 
+def uncropped_nsd_images(params: dict[str, Any], nsd_ids) -> list[np.ndarray]:
+    """The COCO images behind NSD ids, uncropped: what the original computed the brain-side
+    saliency maps on (``brain_saliency_crop=uncropped``), though subjects saw NSD's crops.
+    Read from ``<data_dir>/coco/<split>/``, downloaded on first use."""
+    root = resolve_path(params["data_dir"])
+    table_path = root / NSD_TABLE
+    if not table_path.is_file():
+        raise _missing("NSD stimulus table", table_path, params.get("profile", "paper"))
+    table = read_nsd_stim_info(table_path).set_index("nsdId")
+    missing = [int(n) for n in nsd_ids if int(n) not in table.index]
+    if missing:
+        raise ValueError(f"NSD ids {missing[:10]} are not in {table_path}")
+    rows = [table.loc[int(n)] for n in nsd_ids]
+    return [coco_pool_image(root, int(r["cocoId"]), "fitted", split=r["cocoSplit"]) for r in rows]
+
+
 def distractor_pool(params: dict[str, Any], items: list[StimulusItem], embeddings: np.ndarray, store=None):
     """The run's candidate distractors: all of COCO train2017, or the other base images."""
     from lib.stimuli.distractors import pool_of_bases
