@@ -236,3 +236,24 @@ def test_brain_saliency_images_uncropped_as_the_original(tmp_path):
     assert shapes == [(300, 300, 3), (300, 300, 3)]  # 3 is the val2017 image, from its own folder
     with pytest.raises(ValueError, match=r"NSD ids \[9\]"):
         sources.uncropped_nsd_images(params, [9])
+
+
+def test_one_base_task_is_picklable_for_process_pools(coco_pool):
+    """search_one_base's arguments travel to other processes (Dask, process pools)."""
+    import pickle
+
+    params = _paper(coco_pool)
+    items = sources.coco_nsd_items(coco_pool / "raw", train2017_only=True)
+    from lib.stimuli.captions import embed_captions
+
+    emb = embed_captions({it.id: it.captions for it in items}, params["caption_model"])
+    pool = sources.coco_train2017_pool(params, items)
+    base = D.BaseImage(0, items[0].id, items[0].image, np.ones(items[0].image.shape[:2], np.float32), emb[0])
+    from stimuli_fixtures import brightness_saliency
+
+    pool2, base2 = pickle.loads(pickle.dumps((pool, base)))
+    a = D.search_one_base(base, pool, params, brightness_saliency, (0.019, 0.24))
+    b = D.search_one_base(base2, pool2, params, brightness_saliency, (0.019, 0.24))
+    assert a.equals(b) and len(a) > 0
+    bases_pool = D.pool_of_bases([items[0].image] * 3, ["x", "y", "z"], np.eye(3))
+    assert pickle.loads(pickle.dumps(bases_pool)).load(1).shape == items[0].image.shape

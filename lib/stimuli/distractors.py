@@ -202,7 +202,7 @@ def pool_of_bases(images: Sequence[np.ndarray], ids: Sequence[str], embeddings: 
     emb = np.asarray(embeddings)
     key = make_key("pool_of_bases", "1", {"ids": list(ids), "embeddings": emb,
                                           "images": [np.asarray(im) for im in images]})
-    return DistractorPool(list(ids), emb, lambda j: images[j], list(range(len(ids))), key,
+    return DistractorPool(list(ids), emb, list(images).__getitem__, list(range(len(ids))), key,
                           semantic=cosine_distance_matrix(emb))
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import io
 import os
 from dataclasses import dataclass, field
@@ -389,7 +390,12 @@ def coco_train2017_pool(params: dict[str, Any], items: list[StimulusItem], store
     geometry = params.get("paste_geometry", "fitted")
     key = make_key("coco_train2017_pool", "1", {"order": order, "embeddings": emb, "geometry": geometry,
                                                 "root": str(root)})
-    return DistractorPool(ids, emb, lambda j: coco_pool_image(root, order[j], geometry, url=image_url), own, key)
+    load = functools.partial(_pool_entry, root, tuple(order), geometry, image_url)  # picklable, for process pools
+    return DistractorPool(ids, emb, load, own, key)
+
+
+def _pool_entry(root: Path, order: tuple[int, ...], geometry: str, url: str | None, j: int) -> np.ndarray | None:
+    return coco_pool_image(root, order[j], geometry, url=url)
 
 
 def uncropped_nsd_images(params: dict[str, Any], nsd_ids) -> list[np.ndarray]:
