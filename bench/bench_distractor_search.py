@@ -36,6 +36,7 @@ def _previous_search(tmp: Path):
     path.write_text(src)
     spec = importlib.util.spec_from_file_location("distractors_before", path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules["distractors_before"] = mod  # dataclasses look their module up
     spec.loader.exec_module(mod)
     return mod
 
@@ -85,7 +86,7 @@ def paper(tmp: Path) -> None:
     from lib.stimuli.sources import coco_nsd_items, coco_train2017_pool
     from lib.stimuli.stimulus_set import _saliency_fn
 
-    data = make_coco_pool_fixture(tmp / "raw")
+    data = make_coco_pool_fixture(tmp / "raw", scale=2)  # 480-600 px bases: the real saliency model
     cap.load_sentence_model = lambda name="x", device="cpu": VectorEncoder()
     for workers in (1, 2):
         p = load_profile("paper", {"data_dir": str(data), "cache_dir": str(tmp / "c"), "device": "cpu",

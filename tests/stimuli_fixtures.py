@@ -127,9 +127,10 @@ POOL_NSD = [(101, "train2017", (0, 0, 0.1, 0.1)), (102, "train2017", (0.05, 0.05
             (103, "train2017", (0, 0, 0, 0)), (104, "val2017", (0, 0, 0, 0))]
 
 
-def make_coco_pool_fixture(data: Path) -> Path:
+def make_coco_pool_fixture(data: Path, scale: int = 1) -> Path:
     """``data_dir`` with the NSD table, captions and instances files and the images of a
-    miniature train2017 (plus one val2017 base), in COCO's real layout and formats."""
+    miniature train2017 (plus one val2017 base), in COCO's real layout and formats.
+    ``scale`` multiplies every side (2: large enough for the real Itti-Koch model)."""
     from PIL import Image
 
     split_of = {101: "train2017", 102: "train2017", 103: "train2017", 104: "val2017"}
@@ -139,6 +140,7 @@ def make_coco_pool_fixture(data: Path) -> Path:
     ann_id = 1
     for coco_id in sorted(fixture):
         word, level, (h, w), mode = fixture[coco_id]
+        h, w = h * scale, w * scale
         split = split_of.get(coco_id, "train2017")
         folder = data / "coco" / split
         folder.mkdir(parents=True, exist_ok=True)

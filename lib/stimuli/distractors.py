@@ -15,6 +15,9 @@ because how much a paste changes a map depends mostly on the base image: quantil
 over bases left most bases of a small pool with no "little" or no "a lot" change. Within a
 base the "little" and "a lot" ranges therefore never overlap; across bases they may, and the
 manipulation check (:func:`lib.stimuli.checks.manipulation_violations`) counts by how much.
+``max_distractor_reuse`` caps how many base images one distractor serves within a condition:
+the images of a condition that share a pasted patch are pulled together in that condition's
+RDM, which is what ΔRSA reads.
 
 The candidate distractors form a :class:`DistractorPool`: the other base images (``bases``),
 or, as the original ran, every COCO train2017 image, uncropped, in COCO's order
@@ -293,7 +296,7 @@ class BaseImage:
 
 def _eligible(base: BaseImage, pool: DistractorPool, params: dict[str, Any]):
     """(semantic thresholds, [(pool index, class)] in pool order) of one base."""
-    own = pool.own_index[base.index] if base.index < len(pool.own_index) else None
+    own = pool.own_index[base.index]
     js = np.array([j for j in range(len(pool)) if j != own][: params.get("n_distractors") or None], dtype=int)
     d = pool.distances(base.index, base.embedding)
     if len(js) == 0:
