@@ -116,9 +116,10 @@ SCHEMA: dict[str, Param] = {
     "roi_policy": _p(str, "original = an ROI is dropped when any subject lacks vertices in either hemisphere; "
                      "per_hemisphere = a one-hemisphere ROI uses that hemisphere, skipped only where both "
                      "are empty", choices=("original", "per_hemisphere")),
-    "summary_rule": _p(str, "layer summaries: original = block means over layers inside bottlenecks / "
-                       "transformer blocks, |mean dRSA| per block, layer-filtered panels, SEM ddof 0; "
-                       "all_layers = every layer, SEM ddof 1", choices=("original", "all_layers")),
+    "summary_rule": _p(str, "layer summaries: original = block means (± SEM over layers, ddof 1) over the "
+                       "layers inside bottlenecks / transformer blocks, |mean dRSA| per block, the layer-filtered "
+                       "panels, brain SEM over subjects with ddof 0 (lib.summaries); all_layers = every layer",
+                       choices=("original", "all_layers")),
     "brain_saliency_crop": _p(str, "images of the brain-side saliency maps: uncropped COCO images (the "
                               "original) or the NSD crops the subjects saw", choices=("uncropped", "cropped")),
 

@@ -159,7 +159,8 @@ ORIGINAL_CHOICES: tuple[OriginalChoice, ...] = (
     OriginalChoice("leave-one-subject-out noise ceiling", "noise_ceiling", "loso"),
     OriginalChoice("an ROI missing in a hemisphere of any subject is dropped", "roi_policy", "original"),
     OriginalChoice("brain-side saliency maps of the uncropped COCO images", "brain_saliency_crop", "uncropped"),
-    OriginalChoice("block summaries, |mean dRSA| per block, SEM ddof 0", "summary_rule", "original"),
+    OriginalChoice("block summaries (stem and head left out), |mean dRSA| per block, filtered panels, "
+                   "brain SEM with ddof 0", "summary_rule", "original"),
 )
 
 DIFFERENCE_COLUMNS = ["choice", "parameter", "original", "this run"]
