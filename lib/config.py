@@ -104,6 +104,38 @@ SCHEMA: dict[str, Param] = {
     "noise_ceiling": _p(str, "noise-ceiling method", choices=("loso", "bootstrap")),
     "synthetic_noise": _p(float, "synthetic subjects: noise standard deviation relative to signal", low=0),
     # --- replication choices (issue 9)
+    "distractor_pool": _p(str, "where candidate distractors come from: coco_train2017 = every COCO train2017 "
+                          "image, uncropped, in the annotation file's order (the original; coco_nsd only); "
+                          "bases = the other base images of the source", choices=("coco_train2017", "bases")),
+    "paste_geometry": _p(str, "distractor size and resampling: original = INTER_LINEAR, floored height "
+                         "int(sqrt(int(0.1*area)/aspect)) and width int(h*aspect), a candidate that does not "
+                         "fit is skipped; fitted = rounded sizes, shrunk to fit, area/cubic resampling",
+                         choices=("original", "fitted")),
+    "thresholds_caption_model": _p(str, "caption model the absolute semantic thresholds (sem_*) were set in "
+                                   "(the paper's 0.32 / 0.92: use-v4)"),
+    "thresholds_swap_rb": _p(bool, "colour order the absolute saliency thresholds (sal_*) were set in: true = "
+                             "R/B-swapped maps (the paper's 0.019 / 0.24)"),
+    "saliency_threshold_transfer": _p(str, "threshold mode, colour order differing from the thresholds': "
+                                      "quantile = the fractions of candidates below/above the thresholds on "
+                                      "maps in the thresholds' colour order define the cuts on this run's "
+                                      "maps; none = such a run is an error", choices=("none", "quantile")),
+    "max_distractor_reuse": _p(int, "most base images one distractor may serve within one condition (their "
+                               "images share that patch, which pulls them together in the condition's RDM); "
+                               "null = no cap (the original)", nullable=True, low=1),
+    "layer_rule": _p(str, "which module calls are layers: every_call = each call of a module (this project); "
+                     "original = registration order, a module called several times kept once, at its last "
+                     "call (as the original hooked)", choices=("every_call", "original")),
+    "search_workers": _p(int, "parallel workers of the distractor search over base images (null = all cores)",
+                         nullable=True, low=1),
+    "roi_policy": _p(str, "original = an ROI is dropped when any subject lacks vertices in either hemisphere; "
+                     "per_hemisphere = a one-hemisphere ROI uses that hemisphere, skipped only where both "
+                     "are empty", choices=("original", "per_hemisphere")),
+    "summary_rule": _p(str, "layer summaries: original = block means (± SEM over layers, ddof 1) over the "
+                       "layers inside bottlenecks / transformer blocks, |mean dRSA| per block, the layer-filtered "
+                       "panels, brain SEM over subjects with ddof 0 (lib.summaries); all_layers = every layer",
+                       choices=("original", "all_layers")),
+    "brain_saliency_crop": _p(str, "images of the brain-side saliency maps: uncropped COCO images (the "
+                              "original) or the NSD crops the subjects saw", choices=("uncropped", "cropped")),
 
     # --- statistics (issue 11)
 
@@ -111,7 +143,7 @@ SCHEMA: dict[str, Param] = {
 
     # --- scale-out and architecture (issue 12)
     "references": _p(list, "reference representations to compare layers with (lib.references registry: saliency, "
-                           "semantic, clip_text)", item_type=str),
+                           "semantic, clip_text)", item_type=str, min_items=2),
 
     # --- reliability (issue 14)
     "max_image_side": _p(int, "folder images whose longer side exceeds this are downscaled on load "
@@ -205,6 +237,9 @@ def check_rules(params: dict[str, Any]) -> None:
               f"subjects {g('subjects')}: NSD subjects are numbered 1 to 8"),
         _rule(len(set(g("models", []))) == len(g("models", [])),
               f"models {g('models')} lists a model twice; list each once"),
+        _rule({"saliency", "semantic"} <= set(g("references", ["saliency", "semantic"])),
+              f"references {g('references')} must include saliency and semantic (the chapters compare "
+              "with both); add others after them, e.g. -p references='[saliency, semantic, clip_text]'"),
         _rule(g("source") != "folder" or bool(g("folder_path")),
               "source=folder needs a folder: -p folder_path=<folder with images and captions.yaml>"),
     ]

@@ -239,6 +239,12 @@ class StimulusSpec(StepSpec):
     n_distractors: int | None
     n_placements: int
     max_image_side: int
+    distractor_pool: str
+    paste_geometry: str
+    thresholds_caption_model: str
+    thresholds_swap_rb: bool
+    saliency_threshold_transfer: str
+    max_distractor_reuse: int | None
     saliency: SaliencySpec
     captions: CaptionSpec
 
@@ -346,11 +352,12 @@ class BrainReferencesSpec(StepSpec):
     saliency: SaliencySpec
     captions: CaptionSpec
     references: ReferenceSpec
+    brain_saliency_crop: str  # the original computed brain-side maps on uncropped images
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "BrainReferencesSpec":
         return cls(SaliencySpec.from_params(params), CaptionSpec.from_params(params),
-                   ReferenceSpec.from_params(params))
+                   ReferenceSpec.from_params(params), params["brain_saliency_crop"])
 
 
 @dataclass(frozen=True)
@@ -361,10 +368,11 @@ class BrainRoiSpec(StepSpec):
     MODULES: ClassVar[tuple[str, ...]] = ("lib.brain.rois", "lib.gram")
     subjects: tuple[int, ...]
     roi_rdm_mode: str
+    roi_policy: str
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "BrainRoiSpec":
-        return cls(tuple(params["subjects"]), params["roi_rdm_mode"])
+        return cls(tuple(params["subjects"]), params["roi_rdm_mode"], params["roi_policy"])
 
 
 @dataclass(frozen=True)

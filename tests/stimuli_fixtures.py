@@ -75,5 +75,92 @@ def make_coco_nsd_fixture(root: Path) -> dict:
         for split in anns:
             zf.writestr(f"annotations/captions_{split}.json", json.dumps(
                 {"info": {}, "licenses": [], "images": images[split], "annotations": anns[split]}))
-        zf.writestr("annotations/instances_train2017.json", "{}")
+        # COCO's order of train2017 (the original's pool order): here the reverse of id order
+        zf.writestr("annotations/instances_train2017.json", json.dumps(
+            {"info": {}, "licenses": [], "images": images["train2017"][::-1], "annotations": []}))
     return {"serve": serve}
+
+
+# --- the original's distractor pool: a miniature COCO train2017 ---------------------------
+
+# caption word -> embedding; cosine distance to "cat": kitten 0.046 (similar, < 0.32),
+# pet 0.553 (neither), car 1.0 (dissimilar, > 0.92)
+VECTORS = {"cat": (1.0, 0.0, 0.0), "kitten": (0.95, 0.3, 0.0), "pet": (1.0, 2.0, 0.0), "car": (0.0, 1.0, 0.0)}
+
+
+class VectorEncoder:
+    """Each caption's first word picks a fixed vector, so semantic distances are known exactly."""
+
+    def encode(self, sentences, **_):
+        return np.array([VECTORS[s.split()[0]] for s in sentences], np.float32)
+
+
+def brightness_saliency(images):
+    """A stand-in saliency model with hand-computable changes: 1 on dark pixels, 2 on mid-grey
+    (red 100-200), 10 on bright (red > 200). On a dark base a paste covering ~10 % of it
+    changes the map by cosine distance 0 (dark), ~0.035 (mid) or ~0.42 (bright)."""
+    out = []
+    for im in images:
+        r = np.asarray(im)[..., 0].astype(np.float32)
+        out.append(np.where(r > 200, 10.0, np.where(r > 100, 2.0, 1.0)).astype(np.float32))
+    return out
+
+
+# cocoId -> (caption word, red level, (h, w), mode); bases 101-103 (train2017, shared) and 104
+# (val2017, shared: not a base of the original) are dark cats
+POOL_FIXTURE = {
+    101: ("cat", 10, (300, 300), "RGB"), 102: ("cat", 10, (300, 300), "RGB"), 103: ("cat", 10, (300, 300), "RGB"),
+    201: ("car", 250, (200, 300), "RGB"),    # dissimilar, bright
+    202: ("kitten", 250, (20, 600), "RGB"),  # similar, bright, too wide to fit: skipped
+    203: ("kitten", 250, (200, 200), "L"),   # similar, bright, grayscale file: skipped
+    204: ("pet", 250, (200, 200), "RGB"),    # semantically neither
+    205: ("kitten", 250, (240, 320), "RGB"),  # similar, bright
+    206: ("car", 150, (200, 200), "RGB"),    # dissimilar, mid-grey: saliency change neither
+    207: ("car", 10, (200, 260), "RGB"),     # dissimilar, dark
+    208: ("car", 10, (200, 200), "RGB"),
+}
+# COCO's order (the instances file's images list) differs from id order and from the
+# captions file's order
+COCO_ORDER = [201, 103, 202, 203, 204, 101, 205, 206, 207, 102, 208]
+# (cocoId, split, cropBox) of the NSD table rows, all shared1000
+POOL_NSD = [(101, "train2017", (0, 0, 0.1, 0.1)), (102, "train2017", (0.05, 0.05, 0, 0)),
+            (103, "train2017", (0, 0, 0, 0)), (104, "val2017", (0, 0, 0, 0))]
+
+
+def make_coco_pool_fixture(data: Path, scale: int = 1) -> Path:
+    """``data_dir`` with the NSD table, captions and instances files and the images of a
+    miniature train2017 (plus one val2017 base), in COCO's real layout and formats.
+    ``scale`` multiplies every side (2: large enough for the real Itti-Koch model)."""
+    from PIL import Image
+
+    split_of = {101: "train2017", 102: "train2017", 103: "train2017", 104: "val2017"}
+    fixture = {**POOL_FIXTURE, 104: ("cat", 10, (300, 300), "RGB")}
+    anns = {"train2017": [], "val2017": []}
+    images = {"train2017": [], "val2017": []}
+    ann_id = 1
+    for coco_id in sorted(fixture):
+        word, level, (h, w), mode = fixture[coco_id]
+        h, w = h * scale, w * scale
+        split = split_of.get(coco_id, "train2017")
+        folder = data / "coco" / split
+        folder.mkdir(parents=True, exist_ok=True)
+        img = Image.new("RGB", (w, h), (level, level, level))
+        (img.convert("L") if mode == "L" else img).save(folder / f"{coco_id:012d}.jpg", quality=95)
+        images[split].append({"id": coco_id, "file_name": f"{coco_id:012d}.jpg", "height": h, "width": w})
+        for k in range(2):
+            anns[split].append({"image_id": coco_id, "id": ann_id, "caption": f"{word} picture {k}"})
+            ann_id += 1
+    ann_dir = data / "coco" / "annotations"
+    ann_dir.mkdir(parents=True, exist_ok=True)
+    for split in anns:
+        (ann_dir / f"captions_{split}.json").write_text(json.dumps(
+            {"info": {}, "licenses": [], "images": images[split], "annotations": anns[split]}))
+    by_id = {im["id"]: im for im in images["train2017"]}
+    (ann_dir / "instances_train2017.json").write_text(json.dumps(
+        {"info": {"description": "fixture"}, "licenses": [], "images": [by_id[c] for c in COCO_ORDER],
+         "annotations": [], "categories": []}))
+    rows = [{"": k, "cocoId": c, "cocoSplit": s, "cropBox": str(tuple(b)), "nsdId": k, "shared1000": True}
+            for k, (c, s, b) in enumerate(POOL_NSD)]
+    (data / "nsd").mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(data / "nsd" / "nsd_stim_info_merged.csv", index=False)
+    return data

@@ -82,3 +82,27 @@ def test_noise_ceiling_needs_two_subjects():
         noise_ceiling(rsatoolbox.rdm.RDMs(np.arange(10.0)[None]))
     with pytest.raises(ValueError, match="must be one of"):
         noise_ceiling(rsatoolbox.rdm.RDMs(np.ones((2, 10))), "magic")
+
+
+def test_original_roi_policy_drops_every_roi_a_subject_lacks_in_a_hemisphere(tmp_path):
+    make_fake(tmp_path, subjects=(1, 2, 4))
+    # subject 2 loses V1v in the right hemisphere (V1v = labels 1 at rh 0-2)
+    mask = tmp_path / "subj02" / "roi_masks" / "rh.prf-visualrois_challenge_space.npy"
+    lab = np.load(mask)
+    lab[lab == 1] = 0
+    np.save(mask, lab)
+    data = load_algonauts(tmp_path, [1, 2, 4])
+    kept = roi_rdms(data, policy="per_hemisphere")
+    assert kept.rois["roi"].tolist() == ["V1v", "V1d", "early", "ventral", "All vertices"]
+    assert kept.subjects["V1v"] == [1, 2, 4]
+    original = roi_rdms(data, policy="original")
+    # by hand: V1v (subject 2, rh), V1d (lh only), ventral (rh only) go; early and All vertices stay
+    assert original.rois["roi"].tolist() == ["early", "All vertices"]
+    dropped = original.notes[(original.notes.status == "dropped") & original.notes.detail.str.contains("original")]
+    assert dropped.set_index("roi").loc["V1v", "detail"].endswith("subject(s) 2 lack vertices in a hemisphere")
+    absent_everywhere = set(kept.notes[kept.notes.status == "dropped"].roi)  # e.g. hV4: empty for all
+    assert set(dropped.roi) == {"V1v", "V1d", "ventral"} | absent_everywhere
+    assert "hV4" in absent_everywhere and "V1v" not in absent_everywhere
+    np.testing.assert_array_equal(original.vectors["early"], kept.vectors["early"])
+    with pytest.raises(ValueError, match="roi_policy"):
+        roi_rdms(data, policy="strict")

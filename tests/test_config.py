@@ -8,7 +8,7 @@ from lib.build import is_notebook
 from lib.config import ConfigError, collect, load_profile, parse_overrides
 
 
-@pytest.mark.parametrize("name", ["demo", "tiny", "paper"])
+@pytest.mark.parametrize("name", ["demo", "tiny", "paper", "paper-corrected"])
 def test_shipped_profiles_are_complete_and_valid(name):
     params = load_profile(name)
     assert set(config.SCHEMA) <= set(params)

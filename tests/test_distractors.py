@@ -164,3 +164,55 @@ def test_impossible_thresholds_drop_everything_with_reasons():
     chosen, dropped = D.select(cand, ids)
     assert chosen.empty and list(dropped["image_id"]) == ids
     assert all("Control" in r for r in dropped["reason"])
+
+
+def _table(rows):
+    cols = ["image_id", "distractor_id", "placement", "sem_class", "sal_class", "sal_change"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def test_reuse_cap_passes_over_used_up_distractors_per_condition():
+    rows = []
+    for base in ("a", "b", "c"):
+        rows += [(base, "X", 0, "similar", "little", 0.01), (base, "Y", 0, "similar", "little", 0.01),
+                 (base, f"S{base}", 0, "similar", "alot", 0.5), (base, f"T{base}", 0, "dissimilar", "little", 0.0),
+                 (base, f"U{base}", 0, "dissimilar", "alot", 0.6)]
+    cand = _table(rows)
+    pick = lambda chosen: dict(zip(chosen.image_id + "/" + chosen.condition, chosen.distractor_id))
+    free, _ = D.select(cand, ["a", "b", "c"])
+    assert [pick(free)[f"{b}/Control"] for b in "abc"] == ["X", "X", "X"]
+    capped, dropped = D.select(cand, ["a", "b", "c"], max_reuse=2)
+    assert [pick(capped)[f"{b}/Control"] for b in "abc"] == ["X", "X", "Y"] and dropped.empty
+    one, dropped = D.select(cand, ["a", "b", "c"], max_reuse=1)
+    assert [pick(one)[f"{b}/Control"] for b in "ab"] == ["X", "Y"]
+    assert list(dropped.image_id) == ["c"] and "max_distractor_reuse" in dropped.reason[0]
+    # a dropped base's picks do not count: d (no Salient hit) takes X, and e can still have X
+    cand2 = _table([r for r in rows if r[0] == "a"] + [("d", "X", 0, "similar", "little", 0.0)]
+                   + [("e",) + r[1:] for r in rows if r[0] == "a"])
+    chosen, dropped = D.select(cand2, ["d", "e"], max_reuse=1)
+    assert list(dropped.image_id) == ["d"] and pick(chosen)["e/Control"] == "X"
+
+
+def test_manipulation_violations_are_counted():
+    from lib.stimuli.checks import manipulation_violations
+
+    def row(base, cond, dist, sal, sem=0.1):
+        return {"image_id": base, "condition": cond, "distractor_id": dist, "sal_change": sal,
+                "sem_distance": sem, "sem_similar_max": 0.3, "sem_dissimilar_min": 0.9,
+                "sal_little_max": 0.2, "sal_alot_min": 0.25}
+
+    meta = pd.DataFrame([
+        row("a", "Control", "X", 0.1), row("a", "Salient", "Y", 0.3), row("a", "Semantic", "Z", 0.05, 0.95),
+        row("a", "Semantic_Salient", "W", 0.4, 0.95),
+        # b: Control's change (0.35) is above a's Salient (0.3) and b's own Salient (0.33)
+        row("b", "Control", "X", 0.35), row("b", "Salient", "Y", 0.33), row("b", "Semantic", "Z", 0.01, 0.5),
+        row("b", "Semantic_Salient", "V", 0.5, 0.95),
+        {"image_id": "a", "condition": "Baseline", "distractor_id": None, "sal_change": 0.0},
+    ])
+    v = manipulation_violations(meta, max_reuse=1).set_index("check")["violations"]
+    assert v["little vs a lot saliency change within a base image"] == 1  # b
+    # low changes {0.1, 0.05, 0.35, 0.01} vs high {0.3, 0.4, 0.33, 0.5}: 0.35 >= 0.3 and 0.33
+    assert v["little vs a lot saliency change across base images (pairs)"] == 2
+    assert v["distractor used by more than 1 base image(s) in one condition"] == 3  # X, Y, Z twice
+    assert v["semantic distance outside its condition's range"] == 1  # b's Semantic at 0.5
+    assert v["saliency change outside its condition's range"] == 1  # b's Control: 0.35 >= 0.2

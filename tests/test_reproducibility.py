@@ -33,3 +33,59 @@ def test_timings_and_parameters_tables(tmp_path):
     params = reproducibility.parameters_table(manifest)
     assert params.set_index("parameter").loc["seed", "overridden"] == "yes"
     assert params.set_index("parameter").loc["models", "value"] == '["a"]'
+
+
+# --- "How this run differs from the original" ----------------------------------------------
+
+def _parameter_rows(table):
+    return table[table["parameter"] != "(machine)"]
+
+
+def test_original_choices_are_what_the_paper_profile_sets():
+    from lib.config import SCHEMA, load_profile
+
+    paper = load_profile("paper")
+    for c in reproducibility.ORIGINAL_CHOICES:
+        assert c.parameter in SCHEMA, c.parameter
+        assert paper[c.parameter] == c.original, c.parameter
+
+
+def test_paper_profile_differs_only_where_the_machine_cannot(monkeypatch):
+    import importlib.util
+
+    import torch
+
+    from lib.config import load_profile
+
+    paper = load_profile("paper")
+    assert _parameter_rows(reproducibility.differences_from_original(paper)).empty
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tensorflow" else real_find_spec(name, *a))
+    table = reproducibility.differences_from_original(paper)
+    assert list(table["parameter"]) == ["(machine)", "(machine)"]
+    assert "clip_vit_b16, clip_vit_b32, clip_vit_l14" in table["this run"].iloc[0]
+    assert "pip install -e .[use]" in table["this run"].iloc[1]
+
+
+def test_demo_lists_every_parameter_that_is_not_the_papers():
+    from lib.config import load_profile
+
+    demo, paper = load_profile("demo"), load_profile("paper")
+    expected = [c.parameter for c in reproducibility.ORIGINAL_CHOICES if demo[c.parameter] != paper[c.parameter]]
+    rows = _parameter_rows(reproducibility.differences_from_original(demo))
+    assert list(rows["parameter"]) == expected
+    assert {"source", "distractor_pool", "caption_model", "swap_rb", "roi_policy", "layer_rule"} <= set(expected)
+    assert rows.set_index("parameter").loc["swap_rb", "this run"] == "false"
+
+
+def test_paper_corrected_lists_exactly_the_corrections():
+    from lib.config import load_profile
+
+    rows = _parameter_rows(reproducibility.differences_from_original(load_profile("paper-corrected")))
+    assert set(rows["parameter"]) == {"swap_rb", "saliency_threshold_transfer", "max_distractor_reuse",
+                                      "layer_rule", "roi_policy", "brain_saliency_crop", "summary_rule"}
+    # an override shows up as a difference too
+    overridden = reproducibility.differences_from_original(load_profile("paper", {"sal_alot_min": 0.3}))
+    assert list(_parameter_rows(overridden)["parameter"]) == ["sal_alot_min"]

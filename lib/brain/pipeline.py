@@ -62,13 +62,17 @@ class BrainSet:
 
     def image_set(self, params: dict[str, Any], store=None, progress: bool = False) -> ImageSet:
         """The images as an :class:`ImageSet`: saliency maps (Itti–Koch on these very crops,
-        with the profile's device) and caption embeddings computed on demand."""
+        with the profile's device; on the uncropped COCO images where ``brain_saliency_crop``
+        asks for the original's choice) and caption embeddings computed on demand."""
         from lib.config import pick_device
         from lib.stimuli.captions import embed_captions
         from lib.stimuli.saliency import itti_koch
+        from lib.stimuli.sources import uncropped_nsd_images
 
         def maps() -> list[np.ndarray]:
-            return list(itti_koch(self.images(), swap_rb=params["swap_rb"], device=pick_device(params["device"]),
+            uncropped = params["brain_saliency_crop"] == "uncropped" and not self.synthetic
+            images = uncropped_nsd_images(params, self.nsd_ids) if uncropped else self.images()
+            return list(itti_koch(images, swap_rb=params["swap_rb"], device=pick_device(params["device"]),
                                   batch_size=params["saliency_batch_size"], progress=progress))
 
         def embeddings() -> np.ndarray:
@@ -229,7 +233,8 @@ def brain_roi_rdms(bs: BrainSet, params: dict[str, Any], store=None, progress: b
     store = store if store is not None else store_for(params)
     spec = BrainRoiSpec.from_params(params)
     out = spec.get_or_compute(store, {"set": bs.cache_key},
-                              lambda: roi_rdms(bs.data, params["roi_rdm_mode"], progress=progress).to_store())
+                              lambda: roi_rdms(bs.data, params["roi_rdm_mode"], progress=progress,
+                                               policy=params["roi_policy"]).to_store())
     roi = RoiRdms.from_store(out)
     check_aligned([nsd_image_id(v) for v in roi.nsd_ids], bs.ids, "the ROI RDMs", "the brain image set")
     return roi

@@ -5,6 +5,10 @@ ROI's RDM when an ROI had no vertices, so a plotted value could belong to anothe
 Here an ROI present in one hemisphere only uses that hemisphere and says so; an ROI absent
 in both is skipped for that subject and listed; an ROI kept for fewer than two subjects is
 dropped and listed. Nothing is ever NaN-filled or borrowed.
+
+``policy="original"`` reproduces which ROIs the original analysis could use: an ROI that any
+subject lacks in either hemisphere was NaN there and is dropped for everyone (23 of the 32
+Algonauts ROIs survive).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from lib.brain.algonauts import ALL_VERTICES, FAMILIES, HEMIS, AlgonautsError, B
 from lib.gram import ZeroNormError, rdm_from_gram, upper
 
 MODES = ("mean", "concat")
+POLICIES = ("per_hemisphere", "original")
 
 
 @dataclass
@@ -105,14 +110,19 @@ def _roi_grams(subject, hemi: str, wanted: set[tuple[str, str]]) -> dict[tuple[s
     return grams
 
 
-def roi_rdms(data: BrainData, mode: str = "mean", progress: bool = False) -> RoiRdms:
+def roi_rdms(data: BrainData, mode: str = "mean", progress: bool = False,
+             policy: str = "per_hemisphere") -> RoiRdms:
     """Cosine RDM of every ROI (file order, then "All vertices") for every subject.
 
     ``mode="mean"``: RDM per hemisphere, averaged over the two (the paper);
     ``mode="concat"``: one RDM over the vertices of both hemispheres together.
+    ``policy``: ``per_hemisphere`` keeps an ROI wherever one hemisphere has vertices;
+    ``original`` drops an ROI that any subject lacks in either hemisphere.
     """
     if mode not in MODES:
         raise ValueError(f"roi_rdm_mode must be one of {list(MODES)}, got {mode!r}")
+    if policy not in POLICIES:
+        raise ValueError(f"roi_policy must be one of {list(POLICIES)}, got {policy!r}")
     from lib.progress import tqdm
 
     order: list[tuple[str, str]] = []
@@ -152,7 +162,16 @@ def roi_rdms(data: BrainData, mode: str = "mean", progress: bool = False) -> Roi
             subjects[roi].append(s.subject)
         del grams
     rows, kept = [], {}
+    incomplete = {}  # roi -> subjects lacking it in a hemisphere (the original policy's drop rule)
+    for n in notes:
+        if n["status"] in ("skipped", "one hemisphere"):
+            incomplete.setdefault(n["roi"], []).append(n["subject"])
     for family, roi in order:
+        if policy == "original" and roi in incomplete:
+            notes.append(dict(roi=roi, family=family, subject=-1, status="dropped",
+                              detail="roi_policy=original: subject(s) "
+                                     f"{', '.join(map(str, incomplete[roi]))} lack vertices in a hemisphere"))
+            continue
         if len(subjects[roi]) < 2:
             notes.append(dict(roi=roi, family=family, subject=-1, status="dropped",
                               detail=f"present in {len(subjects[roi])} subject(s); a group analysis with a "

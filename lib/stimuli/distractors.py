@@ -12,14 +12,27 @@ Encoder's space); ``quantile`` sets them at quantiles of the observed distributi
 small pools and other embedding models. Quantiles are taken *per base image* (semantic:
 over its distractors' distances; saliency: over the changes of all its candidates),
 because how much a paste changes a map depends mostly on the base image: quantiles pooled
-over bases left most bases of a small pool with no "little" or no "a lot" change.
+over bases left most bases of a small pool with no "little" or no "a lot" change. Within a
+base the "little" and "a lot" ranges therefore never overlap; across bases they may, and the
+manipulation check (:func:`lib.stimuli.checks.manipulation_violations`) counts by how much.
+``max_distractor_reuse`` caps how many base images one distractor serves within a condition:
+the images of a condition that share a pasted patch are pulled together in that condition's
+RDM, which is what ΔRSA reads.
+
+The candidate distractors form a :class:`DistractorPool`: the other base images (``bases``),
+or, as the original ran, every COCO train2017 image, uncropped, in COCO's order
+(``coco_train2017``, built in :mod:`lib.stimuli.sources`). The search is one independent task
+per base image (:func:`search_one_base`), mapped over a thread pool and cached per base in the
+artifact store, so an interrupted search resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import zlib
-from dataclasses import asdict, dataclass
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
 import cv2
@@ -50,6 +63,18 @@ class Box:
     edge: str
 
 
+def _place(H: int, W: int, h: int, w: int, rng: np.random.Generator) -> Box:
+    """Flush to a random edge, at a random offset along it."""
+    edge = EDGES[int(rng.integers(4))]
+    if edge in ("left", "right"):
+        top = int(rng.integers(0, H - h + 1))
+        left = 0 if edge == "left" else W - w
+    else:
+        left = int(rng.integers(0, W - w + 1))
+        top = 0 if edge == "top" else H - h
+    return Box(top, left, h, w, edge)
+
+
 def paste_box(base_hw: tuple[int, int], distractor_hw: tuple[int, int], rng: np.random.Generator,
               area_fraction: float = AREA_FRACTION) -> Box:
     """Size: area = ``area_fraction`` of the base, distractor's aspect kept (shrunk to fit
@@ -64,23 +89,43 @@ def paste_box(base_hw: tuple[int, int], distractor_hw: tuple[int, int], rng: np.
     if h > H:
         w, h = H * aspect, H
     w, h = max(1, min(W, int(round(w)))), max(1, min(H, int(round(h))))
-    edge = EDGES[int(rng.integers(4))]
-    if edge in ("left", "right"):
-        top = int(rng.integers(0, H - h + 1))
-        left = 0 if edge == "left" else W - w
-    else:
-        left = int(rng.integers(0, W - w + 1))
-        top = 0 if edge == "top" else H - h
-    return Box(top, left, h, w, edge)
+    return _place(H, W, h, w, rng)
 
 
-def paste(base: np.ndarray, distractor: np.ndarray, box: Box) -> np.ndarray:
-    """A copy of ``base`` with ``distractor`` resized into ``box``."""
+def paste_box_original(base_hw: tuple[int, int], distractor_hw: tuple[int, int], rng: np.random.Generator,
+                       area_fraction: float = AREA_FRACTION) -> Box | None:
+    """The original's arithmetic: h = int(sqrt(int(fraction * area) / aspect)), w = int(h * aspect),
+    both floored; None when the distractor does not fit the base (the original skipped it)."""
+    H, W = base_hw
+    dh, dw = distractor_hw
+    aspect = dw / dh
+    h = int((int(H * W * area_fraction) / aspect) ** 0.5)
+    w = int(h * aspect)
+    if h < 1 or w < 1 or h > H or w > W:
+        return None
+    return _place(H, W, h, w, rng)
+
+
+def paste(base: np.ndarray, distractor: np.ndarray, box: Box, geometry: str = "fitted") -> np.ndarray:
+    """A copy of ``base`` with ``distractor`` resized into ``box`` (``original``: INTER_LINEAR,
+    as cv2.resize's default; ``fitted``: area when shrinking, cubic when enlarging)."""
     out = base.copy()
-    interp = cv2.INTER_AREA if distractor.shape[0] >= box.height else cv2.INTER_CUBIC
+    if geometry == "original":
+        interp = cv2.INTER_LINEAR
+    else:
+        interp = cv2.INTER_AREA if distractor.shape[0] >= box.height else cv2.INTER_CUBIC
     out[box.top : box.top + box.height, box.left : box.left + box.width] = cv2.resize(
         distractor, (box.width, box.height), interpolation=interp)
     return out
+
+
+def make_box(geometry: str, base_hw: tuple[int, int], distractor_hw: tuple[int, int],
+             rng: np.random.Generator) -> Box | None:
+    if geometry == "original":
+        return paste_box_original(base_hw, distractor_hw, rng)
+    if geometry == "fitted":
+        return paste_box(base_hw, distractor_hw, rng)
+    raise ValueError(f"paste_geometry must be 'original' or 'fitted', got {geometry!r}")
 
 
 def candidate_rng(seed: int, base_id: str, distractor_id: str, placement: int) -> np.random.Generator:
@@ -97,13 +142,18 @@ def cosine_distance_matrix(x: np.ndarray) -> np.ndarray:
     return rdm_from_gram(gram, "cosine")
 
 
-def saliency_change(base_map: np.ndarray, maps: np.ndarray) -> np.ndarray:
-    """Cosine distance between the flattened base map and each edited map (k,)."""
-    a = base_map.reshape(-1).astype(np.float64)
-    b = np.asarray(maps).reshape(len(maps), -1).astype(np.float64)
+def cosine_distances_to(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine distance between the flattened ``a`` and each flattened row of ``b`` (k,)."""
+    a = np.asarray(a).reshape(-1).astype(np.float64)
+    b = np.asarray(b).reshape(len(b), -1).astype(np.float64)
     na, nb = np.linalg.norm(a), np.linalg.norm(b, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (1.0 - (b @ a) / (nb * na)).astype(np.float64)
+
+
+def saliency_change(base_map: np.ndarray, maps: np.ndarray) -> np.ndarray:
+    """Cosine distance between the flattened base map and each edited map (k,)."""
+    return cosine_distances_to(base_map, np.asarray(maps))
 
 
 @dataclass
@@ -120,10 +170,91 @@ class Thresholds:
         return asdict(self)
 
 
-def _pairs(ids: Sequence[str], n_distractors: int | None) -> dict[int, list[int]]:
-    """Per base index, its candidate distractors (the other images, dataset order)."""
-    n = len(ids)
-    return {i: [j for j in range(n) if j != i][: n_distractors or None] for i in range(n)}
+# --- the pool of candidate distractors ---------------------------------------------------
+
+
+@dataclass
+class DistractorPool:
+    """Candidate distractors in the order they are tried.
+
+    ``load(j)`` gives pool image j's pixels, or None when it cannot be pasted (the original's
+    paste failed on grayscale files); ``own_index[i]`` is base i's own place in the pool, never
+    its own distractor. ``cache_key`` identifies the pool's content for the per-base caches."""
+
+    ids: list[str]
+    embeddings: np.ndarray
+    load: Callable[[int], np.ndarray | None]
+    own_index: list[int | None]
+    cache_key: str
+    semantic: np.ndarray | None = field(default=None, repr=False)  # (n_bases, n_pool), when precomputed
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def distances(self, base: int, embedding: np.ndarray) -> np.ndarray:
+        """Semantic distance of base ``base`` to every pool entry."""
+        if self.semantic is not None:
+            return self.semantic[base]
+        return cosine_distances_to(embedding, self.embeddings)
+
+
+def pool_of_bases(images: Sequence[np.ndarray], ids: Sequence[str], embeddings: np.ndarray) -> DistractorPool:
+    """The other base images as candidates, in dataset order (this project's small-pool rule)."""
+    from lib.store import make_key
+
+    emb = np.asarray(embeddings)
+    key = make_key("pool_of_bases", "1", {"ids": list(ids), "embeddings": emb,
+                                          "images": [np.asarray(im) for im in images]})
+    return DistractorPool(list(ids), emb, list(images).__getitem__, list(range(len(ids))), key,
+                          semantic=cosine_distance_matrix(emb))
+
+
+# --- thresholds and the space they belong to ---------------------------------------------
+
+
+def check_threshold_space(params: dict[str, Any]) -> None:
+    """Absolute thresholds belong to the space they were set in; refuse to apply them elsewhere.
+
+    The paper's 0.32 / 0.92 are USE-v4 distances and its 0.019 / 0.24 are changes of
+    R/B-swapped maps: applied to another caption model or colour order they select other
+    images. Missing keys (a bare parameter dict) count as matching."""
+    if params["selection_mode"] != "threshold":
+        return
+    if params["sal_little_max"] > params["sal_alot_min"] or params["sem_similar_max"] > params["sem_dissimilar_min"]:
+        raise ValueError("threshold mode: sal_little_max must not exceed sal_alot_min, nor sem_similar_max "
+                         "sem_dissimilar_min (the condition ranges would overlap)")
+    model = params.get("caption_model")
+    set_in = params.get("thresholds_caption_model", model)
+    if model != set_in:
+        raise ValueError(
+            f"selection_mode=threshold: the semantic thresholds were set on {set_in} distances, but "
+            f"caption_model={model}. Either choose thresholds per base from this model's distances "
+            f"(-p selection_mode=quantile) or embed with the thresholds' model (-p caption_model={set_in})")
+    swap, swap_set = params.get("swap_rb"), params.get("thresholds_swap_rb", params.get("swap_rb"))
+    if swap != swap_set and params.get("saliency_threshold_transfer", "none") == "none":
+        order = "R/B-swapped" if swap_set else "correct-colour"
+        raise ValueError(
+            f"selection_mode=threshold: the saliency thresholds were set on {order} maps, but "
+            f"swap_rb={str(swap).lower()}. Either use -p selection_mode=quantile, or the thresholds' colour "
+            f"order (-p swap_rb={str(swap_set).lower()}), or carry the thresholds over by quantile "
+            "(-p saliency_threshold_transfer=quantile)")
+
+
+def needs_transfer(params: dict[str, Any]) -> bool:
+    return (params["selection_mode"] == "threshold" and params.get("saliency_threshold_transfer") == "quantile"
+            and params.get("thresholds_swap_rb", params.get("swap_rb")) != params.get("swap_rb"))
+
+
+def transfer_thresholds(change_source: np.ndarray, change_target: np.ndarray, low: float,
+                        high: float) -> tuple[float, float]:
+    """Carry absolute cuts from one measure to another over the same candidates: the fraction
+    of candidates below ``low`` / above ``high`` on the source measure sets the quantiles
+    that become the cuts on the target measure."""
+    src, tgt = np.asarray(change_source, float), np.asarray(change_target, float)
+    if src.shape != tgt.shape or src.size == 0:
+        raise ValueError("threshold transfer needs the same, non-empty set of candidates in both measures")
+    below, above = float(np.mean(src < low)), float(np.mean(src > high))
+    return float(np.quantile(tgt, below)), float(np.quantile(tgt, 1.0 - above))
 
 
 def semantic_thresholds(params: dict[str, Any], d: np.ndarray) -> tuple[float, float]:
@@ -133,9 +264,7 @@ def semantic_thresholds(params: dict[str, Any], d: np.ndarray) -> tuple[float, f
     return float(np.quantile(d, params["quantile_low"])), float(np.quantile(d, params["quantile_high"]))
 
 
-def _saliency_thresholds(params: dict[str, Any], change: np.ndarray) -> tuple[float, float]:
-    if params["selection_mode"] == "threshold":
-        return params["sal_little_max"], params["sal_alot_min"]
+def _saliency_quantiles(params: dict[str, Any], change: np.ndarray) -> tuple[float, float]:
     if len(change) == 0:
         return math.nan, math.nan
     return float(np.quantile(change, params["quantile_low"])), float(np.quantile(change, params["quantile_high"]))
@@ -147,7 +276,178 @@ def _classify(d: float, low: float, high: float, names: tuple[str, str]) -> str:
 
 CANDIDATE_COLUMNS = ["image_id", "distractor_id", "placement", "edge", "top", "left", "height", "width",
                      "sem_distance", "sem_similar_max", "sem_dissimilar_min", "sem_class",
-                     "sal_change", "sal_little_max", "sal_alot_min", "sal_class"]
+                     "sal_change", "sal_little_max", "sal_alot_min", "sal_class", "distractor_index"]
+# hits kept per condition by the lazy search when distractor reuse is capped: the reserve the
+# selection falls back on when a base's first hit is a distractor used up in that condition
+RESERVE_HITS = 8
+CALIBRATION_PER_BASE = 16  # candidates per base evaluated in both colour orders for a transfer
+
+
+@dataclass
+class BaseImage:
+    """One base image as the search needs it (a picklable unit of work)."""
+
+    index: int
+    id: str
+    image: np.ndarray
+    saliency: np.ndarray
+    embedding: np.ndarray
+
+
+def _eligible(base: BaseImage, pool: DistractorPool, params: dict[str, Any]):
+    """(semantic thresholds, [(pool index, class)] in pool order) of one base."""
+    own = pool.own_index[base.index]
+    js = np.array([j for j in range(len(pool)) if j != own][: params.get("n_distractors") or None], dtype=int)
+    d = pool.distances(base.index, base.embedding)
+    if len(js) == 0:
+        return (math.nan, math.nan), [], d
+    sim_max, dis_min = semantic_thresholds(params, d[js])
+    cls = [(int(j), "similar" if d[j] < sim_max else "dissimilar") for j in js
+           if d[j] < sim_max or d[j] > dis_min]
+    return (sim_max, dis_min), cls, d
+
+
+def _evaluate(base: BaseImage, pool: DistractorPool, chunk: list[tuple[int, int, str]], params: dict[str, Any],
+              saliency_fn: Callable, loaded: dict[int, np.ndarray | None]):
+    """Paste each (pool index, placement, class) of ``chunk``; skip what cannot be pasted.
+    Returns [(j, p, sclass, box)], saliency changes."""
+    geometry = params.get("paste_geometry", "fitted")
+    todo, edited = [], []
+    for j, p, sclass in chunk:
+        if j not in loaded:
+            if len(loaded) > 64:  # a small memo: the placements of one distractor come together
+                loaded.clear()
+            loaded[j] = pool.load(j)
+        img = loaded[j]
+        if img is None:
+            continue
+        box = make_box(geometry, base.image.shape[:2], img.shape[:2],
+                       candidate_rng(params["seed"], base.id, pool.ids[j], p))
+        if box is None:
+            continue
+        todo.append((j, p, sclass, box))
+        edited.append(paste(base.image, img, box, geometry))
+    if not edited:
+        return [], np.zeros(0)
+    return todo, saliency_change(base.saliency, np.stack(saliency_fn(edited)))
+
+
+def search_one_base(base: BaseImage, pool: DistractorPool, params: dict[str, Any], saliency_fn: Callable,
+                    sal_cuts: tuple[float, float] | None = None) -> pd.DataFrame:
+    """Evaluate one base image's candidates; rows in candidate order with classes.
+
+    Threshold mode (``sal_cuts`` = the absolute or transferred saliency cuts): candidates in
+    order, in batches, only those that could still fill a condition, until every condition
+    has its first hit (``RESERVE_HITS`` hits when reuse is capped). Quantile mode: every
+    semantically eligible candidate, then the base's own saliency quantiles."""
+    lazy = params["selection_mode"] == "threshold"
+    (sim_max, dis_min), eligible, d = _eligible(base, pool, params)
+    reserve = 1 if params.get("max_distractor_reuse") is None else RESERVE_HITS
+    batch = max(1, params.get("saliency_batch_size", 32))
+    n_place = params["n_placements"]
+    cands = [(j, p, sclass) for j, sclass in eligible for p in range(n_place)]
+    hits = {c: 0 for c in EDITED}
+    rows: list[dict[str, Any]] = []
+    loaded: dict[int, np.ndarray | None] = {}
+    pos = 0
+    while pos < len(cands):
+        if lazy:
+            needed = {RULES[c][0] for c in EDITED if hits[c] < reserve}
+            if not needed:
+                break
+            chunk = []
+            while pos < len(cands) and len(chunk) < batch:
+                if cands[pos][2] in needed:
+                    chunk.append(cands[pos])
+                pos += 1
+        else:
+            chunk, pos = cands[pos : pos + batch], pos + batch
+        if not chunk:
+            break
+        done, change = _evaluate(base, pool, chunk, params, saliency_fn, loaded)
+        for (j, p, sclass, box), ch in zip(done, change):
+            rows.append({"image_id": base.id, "distractor_id": pool.ids[j], "placement": p, "edge": box.edge,
+                         "top": box.top, "left": box.left, "height": box.height, "width": box.width,
+                         "sem_distance": float(d[j]), "sem_similar_max": sim_max, "sem_dissimilar_min": dis_min,
+                         "sem_class": sclass, "sal_change": float(ch), "distractor_index": j})
+            if lazy:
+                sal = _classify(ch, sal_cuts[0], sal_cuts[1], ("little", "alot"))
+                for c, rule in RULES.items():
+                    if rule == (sclass, sal):
+                        hits[c] += 1
+    low, high = sal_cuts if lazy else _saliency_quantiles(params, np.array([r["sal_change"] for r in rows]))
+    for r in rows:
+        r.update(sal_little_max=low, sal_alot_min=high,
+                 sal_class=_classify(r["sal_change"], low, high, ("little", "alot")))
+    return pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
+
+
+STEP = "distractor_search_base"
+
+
+def _cached(store, base: BaseImage, pool: DistractorPool, params: dict[str, Any], sal_cuts, compute) -> pd.DataFrame:
+    """One base's search result through the artifact store (what makes a search resumable),
+    keyed by the stimulus-set spec (saliency implementation included) and its code version."""
+    if store is None:
+        return compute()
+    from lib.specs import StimulusSpec
+
+    spec = StimulusSpec.from_params(params)
+    inputs = {"base": base.id, "image": base.image, "saliency": base.saliency, "embedding": base.embedding,
+              "pool": pool.cache_key, "sal_cuts": list(sal_cuts) if sal_cuts else None,
+              "spec": spec.ingredients()}
+    return store.get_or_compute(STEP, spec.version(), inputs, lambda: {"candidates": compute()})["candidates"]
+
+
+def map_bases(fn: Callable[[BaseImage], pd.DataFrame], bases: Sequence[BaseImage], workers: int | None,
+              progress: bool = False) -> list[pd.DataFrame]:
+    """``fn`` over the base images, in a thread pool of ``workers`` (None = all cores); results
+    in base order. Threads suffice: the saliency model (torch) and OpenCV release the GIL."""
+    workers = max(1, min(len(bases) or 1, workers or os.cpu_count() or 1))
+    bar = None
+    if progress:
+        from lib.progress import tqdm
+
+        bar = tqdm(total=len(bases), desc="distractor search", unit="base image")
+    out: list[pd.DataFrame | None] = [None] * len(bases)
+    try:
+        if workers == 1:
+            for k, b in enumerate(bases):
+                out[k] = fn(b)
+                if bar is not None:
+                    bar.update(1)
+        else:
+            with ThreadPoolExecutor(workers) as ex:
+                futures = {ex.submit(fn, b): k for k, b in enumerate(bases)}
+                for f in as_completed(futures):
+                    out[futures[f]] = f.result()
+                    if bar is not None:
+                        bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return out  # type: ignore[return-value]
+
+
+def calibrate_transfer(bases: Sequence[BaseImage], pool: DistractorPool, params: dict[str, Any],
+                       saliency_fn: Callable, source_fn: Callable) -> tuple[float, float]:
+    """Saliency cuts for this run's colour order, carried over from the thresholds' colour
+    order (``source_fn``) on the first ``CALIBRATION_PER_BASE`` eligible candidates of each base."""
+    src_all, tgt_all = [], []
+    for base in bases:
+        _, eligible, _ = _eligible(base, pool, params)
+        chunk = [(j, 0, sclass) for j, sclass in eligible[:CALIBRATION_PER_BASE]]
+        done, tgt = _evaluate(base, pool, chunk, params, saliency_fn, {})
+        if not done:
+            continue
+        src_base = BaseImage(base.index, base.id, base.image, source_fn([base.image])[0], base.embedding)
+        _, src = _evaluate(src_base, pool, [(j, p, s) for j, p, s, _ in done], params, source_fn, {})
+        src_all.append(src)
+        tgt_all.append(tgt)
+    if not src_all:
+        raise ValueError("saliency_threshold_transfer=quantile: no candidate could be evaluated to calibrate on")
+    return transfer_thresholds(np.concatenate(src_all), np.concatenate(tgt_all),
+                               params["sal_little_max"], params["sal_alot_min"])
 
 
 def search(
@@ -158,74 +458,35 @@ def search(
     params: dict[str, Any],
     saliency_fn: Callable[[list[np.ndarray]], list[np.ndarray]],
     progress: bool = False,
+    *,
+    pool: DistractorPool | None = None,
+    store=None,
+    source_saliency_fn: Callable | None = None,
 ) -> tuple[pd.DataFrame, Thresholds]:
     """Evaluate candidates; return (candidates table with per-row thresholds and classes,
     summary thresholds: the constants, or in quantile mode the medians over bases).
 
-    quantile mode: every semantically eligible candidate gets a saliency map; threshold
-    mode: candidates are evaluated in order, in batches, only those that could fill a
-    still-missing condition, and a base stops once all four conditions are found."""
-    seed, n_place = params["seed"], params["n_placements"]
-    sem = cosine_distance_matrix(np.asarray(embeddings))
-    pairs = _pairs(ids, params.get("n_distractors"))
+    ``pool``: the candidate distractors (default: the other base images). ``store``: cache each
+    base's result (resumable). ``source_saliency_fn``: maps in the thresholds' colour order,
+    needed when ``saliency_threshold_transfer=quantile`` carries the thresholds over."""
+    check_threshold_space(params)
+    pool = pool if pool is not None else pool_of_bases(images, ids, embeddings)
+    emb = np.asarray(embeddings)
+    bases = [BaseImage(i, ids[i], images[i], np.asarray(base_maps[i]), emb[i]) for i in range(len(ids))]
     lazy = params["selection_mode"] == "threshold"
-    batch = max(1, params.get("saliency_batch_size", 32))
-    rows: list[dict[str, Any]] = []
-    bar = None
-    if progress:
-        from lib.progress import tqdm
-
-        bar = tqdm(total=len(ids), desc="distractor search", unit="base image")
-    for i, js in pairs.items():
-        sim_max, dis_min = semantic_thresholds(params, sem[i, js]) if js else (math.nan, math.nan)
-        cands = []
-        for j in js:
-            sclass = _classify(sem[i, j], sim_max, dis_min, ("similar", "dissimilar"))
-            if not sclass:
-                continue
-            for p in range(n_place):
-                box = paste_box(images[i].shape[:2], images[j].shape[:2], candidate_rng(seed, ids[i], ids[j], p))
-                cands.append((j, p, box, sclass))
-        found: set[str] = set()
-        base_rows: list[dict[str, Any]] = []
-        pos = 0
-        while pos < len(cands):
-            if lazy:
-                needed = {RULES[c][0] for c in EDITED if c not in found}
-                if not needed:
-                    break
-                chunk = []
-                while pos < len(cands) and len(chunk) < batch:
-                    if cands[pos][3] in needed:
-                        chunk.append(cands[pos])
-                    pos += 1
-            else:
-                chunk, pos = cands[pos : pos + batch], pos + batch
-            if not chunk:
-                break
-            edited = [paste(images[i], images[j], box) for j, _, box, _ in chunk]
-            change = saliency_change(base_maps[i], np.stack(saliency_fn(edited)))
-            for (j, p, box, sclass), d in zip(chunk, change):
-                base_rows.append({"image_id": ids[i], "distractor_id": ids[j], "placement": p, "edge": box.edge,
-                                  "top": box.top, "left": box.left, "height": box.height, "width": box.width,
-                                  "sem_distance": float(sem[i, j]), "sem_similar_max": sim_max,
-                                  "sem_dissimilar_min": dis_min, "sem_class": sclass, "sal_change": float(d)})
-                if lazy:
-                    sal = _classify(d, params["sal_little_max"], params["sal_alot_min"], ("little", "alot"))
-                    found.update(c for c, rule in RULES.items() if rule == (sclass, sal))
-        low, high = _saliency_thresholds(params, np.array([r["sal_change"] for r in base_rows]))
-        for r in base_rows:
-            r.update(sal_little_max=low, sal_alot_min=high,
-                     sal_class=_classify(r["sal_change"], low, high, ("little", "alot")))
-        rows.extend(base_rows)
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    cand = pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
+    cuts = (params["sal_little_max"], params["sal_alot_min"]) if lazy else None
+    if needs_transfer(params):
+        if source_saliency_fn is None:
+            raise ValueError("saliency_threshold_transfer=quantile needs maps in the thresholds' colour order "
+                             "(source_saliency_fn)")
+        cuts = calibrate_transfer(bases, pool, params, saliency_fn, source_saliency_fn)
+    frames = map_bases(lambda b: _cached(store, b, pool, params, cuts,
+                                         lambda: search_one_base(b, pool, params, saliency_fn, cuts)),
+                       bases, params.get("search_workers", 1), progress)
+    frames = [f for f in frames if len(f)]
+    cand = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CANDIDATE_COLUMNS)
     if lazy:
-        th = Thresholds("threshold", params["sem_similar_max"], params["sem_dissimilar_min"],
-                        params["sal_little_max"], params["sal_alot_min"])
+        th = Thresholds("threshold", params["sem_similar_max"], params["sem_dissimilar_min"], *cuts)
     else:
         med = cand[["sem_similar_max", "sem_dissimilar_min", "sal_little_max", "sal_alot_min"]].median()
         th = Thresholds("quantile", *(float(med[k]) for k in ("sem_similar_max", "sem_dissimilar_min",
@@ -233,29 +494,44 @@ def search(
     return cand, th
 
 
-def select(candidates: pd.DataFrame, ids: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def select(candidates: pd.DataFrame, ids: Sequence[str],
+           max_reuse: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """First candidate per (base, condition) meeting both criteria (the ``sem_class`` and
-    ``sal_class`` columns), in candidate order.
+    ``sal_class`` columns), in candidate order; bases in ``ids`` order.
 
-    Returns (chosen rows with a ``condition`` column, dropped bases with the reason)."""
+    ``max_reuse``: a distractor already chosen for that many base images in a condition is
+    passed over there (the next hit is taken); a base missing a condition is dropped and its
+    picks do not count. Returns (chosen rows with a ``condition`` column, dropped bases with
+    the reason)."""
     cand = candidates
     chosen, dropped = [], []
+    used: dict[tuple[str, str], int] = {}
     groups = dict(tuple(cand.groupby("image_id", sort=False))) if len(cand) else {}
     for base in ids:
         g = groups.get(base)
-        picks, missing = {}, []
+        picks, missing, capped = {}, [], []
         for cond, (sclass, salclass) in RULES.items():
             hit = None if g is None else g[(g["sem_class"] == sclass) & (g["sal_class"] == salclass)]
+            if hit is not None and max_reuse is not None and not hit.empty:
+                free = hit[[used.get((cond, d), 0) < max_reuse for d in hit["distractor_id"]]]
+                if free.empty:
+                    capped.append(cond)
+                hit = free
             if hit is None or hit.empty:
                 missing.append(cond)
             else:
                 picks[cond] = hit.iloc[0]
         if missing:
+            reason = "no candidate met the criteria of " + ", ".join(c for c in missing if c not in capped)
+            if capped:
+                reason = (reason + "; " if len(capped) < len(missing) else "") + (
+                    f"every hit of {', '.join(capped)} uses a distractor already chosen "
+                    f"{max_reuse} times in that condition (max_distractor_reuse)")
             dropped.append({"image_id": base, "missing": ", ".join(missing),
-                            "n_candidates": 0 if g is None else len(g),
-                            "reason": "no candidate met the criteria of " + ", ".join(missing)})
+                            "n_candidates": 0 if g is None else len(g), "reason": reason})
             continue
         for cond, row in picks.items():
+            used[(cond, row["distractor_id"])] = used.get((cond, row["distractor_id"]), 0) + 1
             chosen.append({**row.to_dict(), "condition": cond})
     chosen_df = pd.DataFrame(chosen)
     dropped_df = pd.DataFrame(dropped, columns=["image_id", "missing", "n_candidates", "reason"])

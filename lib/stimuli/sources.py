@@ -4,7 +4,10 @@
   scikit-learn, matplotlib) with five captions each written for this project
   (``data/demo/captions.yaml``); offline.
 - ``coco_nsd``: COCO-2017 images shown in the Natural Scenes Dataset, cropped with NSD's
-  ``cropBox``; captions from COCO's caption annotations (pycocotools).
+  ``cropBox``; captions from COCO's caption annotations (pycocotools). With
+  ``distractor_pool=coco_train2017`` (the original study) the bases are the train2017 ones
+  and :func:`coco_train2017_pool` gives the candidate distractors: every train2017 image,
+  uncropped, in COCO's order, fetched on first use.
 - ``folder``: any folder of images plus ``captions.yaml`` (file stem -> list of captions).
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import io
 import os
 import unicodedata
@@ -32,6 +36,8 @@ DEMO_SIZE = 384  # demo photos: centre square, resized to this side (>= the sali
 NSD_TABLE = "nsd/nsd_stim_info_merged.csv"
 COCO_CAPTIONS = "coco/annotations/captions_{split}.json"
 COCO_IMAGE = "coco/{split}/{coco_id:012d}.jpg"
+COCO_INSTANCES = "coco/annotations/instances_{split}.json"
+COCO_ORDER = "coco/annotations/{split}_image_order.json"  # extracted once from COCO_INSTANCES
 FETCH_HINT = "python -m lib fetch coco-nsd --profile {profile}"
 
 
@@ -288,8 +294,13 @@ def crop_nsd(image: np.ndarray, crop_box, nsd_id: int | str = "?") -> np.ndarray
     return np.ascontiguousarray(image[t:b, l:r])
 
 
-def select_nsd_rows(table: pd.DataFrame, shared1000: bool, n_images: int | None) -> pd.DataFrame:
+def select_nsd_rows(table: pd.DataFrame, shared1000: bool, n_images: int | None,
+                    train2017_only: bool = False) -> pd.DataFrame:
+    """The NSD rows a run uses, by nsdId; ``train2017_only``: as the original, whose bases were
+    the NSD images of COCO's train2017 split (``distractor_pool=coco_train2017``)."""
     rows = table
+    if train2017_only:
+        rows = rows[rows["cocoSplit"] == "train2017"]
     if shared1000:
         if "shared1000" not in table.columns:
             raise ValueError("the NSD table has no shared1000 column; set -p nsd_shared1000=false")
@@ -308,7 +319,7 @@ def _missing(what: str, path: Path, profile: str) -> FileNotFoundError:
 
 
 def coco_nsd_items(data_dir: str | os.PathLike, shared1000: bool = True, n_images: int | None = None,
-                   profile: str = "paper") -> list[StimulusItem]:
+                   profile: str = "paper", train2017_only: bool = False) -> list[StimulusItem]:
     """NSD's COCO images (cropped as NSD cropped them) with their COCO captions, by nsdId
     (ids ``nsd-00013``, the same scheme as the brain image sets)."""
     from lib.image_set import nsd_image_id
@@ -317,7 +328,7 @@ def coco_nsd_items(data_dir: str | os.PathLike, shared1000: bool = True, n_image
     table_path = root / NSD_TABLE
     if not table_path.is_file():
         raise _missing("NSD stimulus table", table_path, profile)
-    rows = select_nsd_rows(read_nsd_stim_info(table_path), shared1000, n_images)
+    rows = select_nsd_rows(read_nsd_stim_info(table_path), shared1000, n_images, train2017_only)
     captions: dict[int, list[str]] = {}
     for split in sorted(rows["cocoSplit"].unique()):
         cap_path = root / COCO_CAPTIONS.format(split=split)
@@ -353,6 +364,136 @@ def coco_captions(path: str | os.PathLike) -> dict[int, list[str]]:
     return out
 
 
+# --- the original's distractor pool: all of COCO train2017 -----------------------------------
+
+
+def uses_coco_pool(params: dict[str, Any]) -> bool:
+    """Whether the run draws distractors from all of COCO train2017 (needs source=coco_nsd)."""
+    if params.get("distractor_pool", "bases") != "coco_train2017":
+        return False
+    if params["source"] != "coco_nsd":
+        raise ValueError(f"distractor_pool=coco_train2017 needs source=coco_nsd (got source={params['source']}); "
+                         "use -p distractor_pool=bases")
+    return True
+
+
+def read_image_order(fh: io.TextIOBase, chunk: int = 1 << 24) -> list[int]:
+    """Image ids in the order of a COCO annotation file's ``images`` list, decoding only that
+    list (it comes before the annotations; the whole instances file is ~450 MB)."""
+    import json
+
+    decoder, buf = json.JSONDecoder(), ""
+    while True:
+        block = fh.read(chunk)
+        buf += block
+        at = buf.find('"images"')
+        if at >= 0 and "[" in buf[at:]:
+            start = buf.index("[", at)
+            try:
+                images, _ = decoder.raw_decode(buf, start)
+                return [int(im["id"]) for im in images]
+            except json.JSONDecodeError:
+                pass
+        if not block:
+            raise ValueError("no complete 'images' list found; is this a COCO annotation file?")
+
+
+def coco_image_order(root: Path, split: str = "train2017", profile: str = "paper") -> list[int]:
+    """COCO's order of ``split``: the instances file's ``images`` list, the order of pycocotools'
+    ``getImgIds()`` that the original iterated. Kept as a small JSON beside the annotations."""
+    import json
+
+    cached = root / COCO_ORDER.format(split=split)
+    if cached.is_file():
+        return [int(v) for v in json.loads(cached.read_text())]
+    path = root / COCO_INSTANCES.format(split=split)
+    if not path.is_file():
+        raise _missing("COCO instance annotations (for COCO's image order)", path, profile)
+    with open(path, encoding="utf-8") as fh:
+        order = read_image_order(fh)
+    tmp = cached.with_suffix(".part")
+    tmp.write_text(json.dumps(order))
+    tmp.replace(cached)
+    return order
+
+
+def coco_pool_image(root: Path, coco_id: int, geometry: str, split: str = "train2017",
+                    url: str | None = None) -> np.ndarray | None:
+    """A pool image, uncropped: read from ``<data_dir>/coco/<split>/`` (an unpacked COCO folder
+    or earlier downloads), else downloaded there first (resumable, verified). Under the
+    original geometry a non-RGB file (grayscale, CMYK) gives None: the original pasted
+    ``np.array(Image.open(f))`` and its paste failed on those, so they were skipped."""
+    from PIL import Image
+
+    path = root / COCO_IMAGE.format(split=split, coco_id=coco_id)
+    if not path.is_file():
+        from lib.download import download
+        from lib.stimuli.checks import COCO_IMAGE_URL
+
+        download((url or COCO_IMAGE_URL).format(split=split, coco_id=coco_id), path, progress=False)
+    if geometry == "original":
+        with Image.open(path) as im:
+            if im.mode != "RGB":
+                return None
+            return np.asarray(im)
+    return read_image(path)
+
+
+def coco_train2017_pool(params: dict[str, Any], items: list[StimulusItem], store=None,
+                        image_url: str | None = None):
+    """Every COCO train2017 image with captions, uncropped, in COCO's order, as candidate
+    distractors (the original's pool); a base is never its own distractor."""
+    from lib.stimuli.captions import embed_captions
+    from lib.stimuli.distractors import DistractorPool
+    from lib.store import make_key
+
+    root = resolve_path(params["data_dir"])
+    profile = params.get("profile", "paper")
+    cap_path = root / COCO_CAPTIONS.format(split="train2017")
+    if not cap_path.is_file():
+        raise _missing("COCO caption annotations", cap_path, profile)
+    captions = coco_captions(cap_path)
+    order = [c for c in coco_image_order(root, profile=profile) if captions.get(c)]
+    ids = [f"coco{c:012d}" for c in order]
+    emb = embed_captions({k: captions[c] for k, c in zip(ids, order)}, params["caption_model"], store)
+    where = {c: j for j, c in enumerate(order)}
+    own = [where.get(int(it.meta["cocoId"])) if it.meta.get("cocoSplit") == "train2017" else None for it in items]
+    geometry = params.get("paste_geometry", "fitted")
+    key = make_key("coco_train2017_pool", "1", {"order": order, "embeddings": emb, "geometry": geometry,
+                                                "root": str(root)})
+    load = functools.partial(_pool_entry, root, tuple(order), geometry, image_url)  # picklable, for process pools
+    return DistractorPool(ids, emb, load, own, key)
+
+
+def _pool_entry(root: Path, order: tuple[int, ...], geometry: str, url: str | None, j: int) -> np.ndarray | None:
+    return coco_pool_image(root, order[j], geometry, url=url)
+
+
+def uncropped_nsd_images(params: dict[str, Any], nsd_ids) -> list[np.ndarray]:
+    """The COCO images behind NSD ids, uncropped: what the original computed the brain-side
+    saliency maps on (``brain_saliency_crop=uncropped``), though subjects saw NSD's crops.
+    Read from ``<data_dir>/coco/<split>/``, downloaded on first use."""
+    root = resolve_path(params["data_dir"])
+    table_path = root / NSD_TABLE
+    if not table_path.is_file():
+        raise _missing("NSD stimulus table", table_path, params.get("profile", "paper"))
+    table = read_nsd_stim_info(table_path).set_index("nsdId")
+    missing = [int(n) for n in nsd_ids if int(n) not in table.index]
+    if missing:
+        raise ValueError(f"NSD ids {missing[:10]} are not in {table_path}")
+    rows = [table.loc[int(n)] for n in nsd_ids]
+    return [coco_pool_image(root, int(r["cocoId"]), "fitted", split=r["cocoSplit"]) for r in rows]
+
+
+def distractor_pool(params: dict[str, Any], items: list[StimulusItem], embeddings: np.ndarray, store=None):
+    """The run's candidate distractors: all of COCO train2017, or the other base images."""
+    from lib.stimuli.distractors import pool_of_bases
+
+    if uses_coco_pool(params):
+        return coco_train2017_pool(params, items, store)
+    return pool_of_bases([it.image for it in items], [it.id for it in items], embeddings)
+
+
 # --- dispatch ------------------------------------------------------------------------------
 
 
@@ -368,7 +509,7 @@ def load_source(params: dict[str, Any]) -> list[StimulusItem]:
         items = folder_items(params["folder_path"], max_side=params.get("max_image_side"))
     elif source == "coco_nsd":
         return coco_nsd_items(params["data_dir"], params.get("nsd_shared1000", True), n,
-                              profile=params.get("profile", "paper"))
+                              profile=params.get("profile", "paper"), train2017_only=uses_coco_pool(params))
     else:
         raise ValueError(f"unknown source {source!r}; one of demo, coco_nsd, folder")
     return items[:n] if n else items

@@ -163,7 +163,7 @@ def _saliency_fn(params: dict[str, Any]):
 
 def _build(params: dict[str, Any], store, progress: bool) -> dict[str, Any]:
     from lib.stimuli.captions import embed_captions
-    from lib.stimuli.sources import load_source
+    from lib.stimuli.sources import distractor_pool, load_source
 
     t0 = time.perf_counter()
     items = load_source(params)
@@ -180,9 +180,12 @@ def _build(params: dict[str, Any], store, progress: bool) -> dict[str, Any]:
     sal = _saliency_fn(params)
     base_maps = sal(images)
     t1 = time.perf_counter()
-    cand, th = search(images, ids, emb, base_maps, params, sal, progress=progress)
+    pool = distractor_pool(params, items, emb, store)
+    source_sal = _saliency_fn({**params, "swap_rb": params.get("thresholds_swap_rb", params["swap_rb"])})
+    cand, th = search(images, ids, emb, base_maps, params, sal, progress=progress, pool=pool, store=store,
+                      source_saliency_fn=source_sal)
     t_search = time.perf_counter() - t1
-    chosen, dropped = select(cand, ids)
+    chosen, dropped = select(cand, ids, params.get("max_distractor_reuse"))
     index = {k: i for i, k in enumerate(ids)}
     kept = [k for k in ids if k not in set(dropped["image_id"])]
     values: dict[str, Any] = {}
@@ -198,7 +201,8 @@ def _build(params: dict[str, Any], store, progress: bool) -> dict[str, Any]:
                 continue
             row = chosen[(chosen["image_id"] == k) & (chosen["condition"] == cond)].iloc[0]
             box = Box(int(row["top"]), int(row["left"]), int(row["height"]), int(row["width"]), row["edge"])
-            imgs.append(paste(images[i], images[index[row["distractor_id"]]], box))
+            imgs.append(paste(images[i], pool.load(int(row["distractor_index"])), box,
+                              params.get("paste_geometry", "fitted")))
             meta_rows.append({**{c: row[c] for c in META_COLUMNS if c in row}, "seed": params["seed"]})
         maps = [base_maps[index[k]] for k in kept] if cond == "Baseline" else (sal(imgs) if imgs else [])
         values[f"images_{cond}"] = imgs
@@ -217,7 +221,7 @@ def _build(params: dict[str, Any], store, progress: bool) -> dict[str, Any]:
         "thresholds": th.as_dict(),
         "pool_ids": ids,
         "pool_semantic": _pool_semantic(emb),
-        "info": {"n_pool": len(ids), "n_kept": len(kept), "n_dropped": len(dropped),
+        "info": {"n_pool": len(ids), "n_distractor_pool": len(pool), "n_kept": len(kept), "n_dropped": len(dropped),
                  "n_candidate_maps": int(len(cand)), "seconds_load": round(t_load, 2),
                  "seconds_embed": round(t_emb, 2), "seconds_search": round(t_search, 2),
                  "seconds_total": round(time.perf_counter() - t0, 2)},
