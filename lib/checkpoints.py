@@ -246,8 +246,8 @@ def find_checkpoints(location: str | Path, regex: str | None = None,
     estimated from the names (:func:`steps_per_epoch_from`). Names no pattern understands,
     and two files that claim the same training time, are errors that list the files.
     """
+    rx = compile_regex(regex)  # a bad parameter fails before any file is read
     files = _series_files(location)
-    rx = compile_regex(regex)
     times = {p: parse_training_time(p.name, rx) for p in files}
     unknown = [p.name for p, t in times.items() if t is None]
     if unknown:
