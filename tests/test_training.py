@@ -158,3 +158,20 @@ def test_published_series_in_training_order():
     raw = analysis.published_table()
     fc = raw[(raw["reference"] == "semantic") & (raw["layer"] == "fc")].sort_values("order")["rho"]
     np.testing.assert_allclose(last.to_numpy(), fc.to_numpy())
+
+
+def test_written_out_adamw_matches_torch():
+    torch.manual_seed(0)
+    a = torch.nn.Linear(5, 3)
+    b = torch.nn.Linear(5, 3)
+    b.load_state_dict(a.state_dict())
+    ours = demo.AdamW(a.parameters(), lr=0.01, weight_decay=0.1)
+    ref = torch.optim.AdamW(b.parameters(), lr=0.01, weight_decay=0.1)
+    x = torch.randn(8, 5)
+    for _ in range(5):
+        for net, opt in ((a, ours), (b, ref)):
+            opt.zero_grad()
+            net(x).pow(2).sum().backward()
+            opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-6, atol=1e-7)

@@ -172,10 +172,20 @@ def _fmt(x: float) -> str:
     return "n/a" if x is None or not np.isfinite(x) else f"{x:+.3f}"
 
 
+def demo_caveat(record: dict) -> str:
+    """Why the demo's miniature cannot test the claims (given as ``untestable``)."""
+    return (f"miniature: {record['n_images']} photographs that are also the test images, an epoch of "
+            f"{record['steps_per_epoch']} step{'s' if record['steps_per_epoch'] != 1 else ''}, trained to match "
+            "these very captions")
+
+
 def claims(run: Trajectories, published: pd.DataFrame, *, run_name: str = "this run",
            untestable: str | None = None) -> pd.DataFrame:
     """The two claims with this run's verdict (paired bootstrap CI of the change) and the
-    published series' direction (point values only, so at most "direction as claimed")."""
+    published series' direction (point values only, so at most "direction as claimed").
+
+    ``untestable`` (e.g. :func:`demo_caveat`) makes this run's status "not testable here
+    (reason)"; the evidence column still shows the numbers."""
     rows = []
     t = run.table
     n_ck = t["order"].nunique()
@@ -205,3 +215,27 @@ def claims(run: Trajectories, published: pd.DataFrame, *, run_name: str = "this 
                      PUBLISHED_LABEL: verdicts.verdict(p_est, None, None, expected_sign=sign),
                      "evidence (published)": f"{measure}: Δρ = {_fmt(p_est)} (no CI: point values only)"})
     return pd.DataFrame(rows)
+
+
+def describe_published(measures: pd.DataFrame) -> str:
+    """A sentence of facts about the published trajectories (numbers read from the table)."""
+    def series(measure: str) -> pd.DataFrame:
+        return measures[measures["measure"] == measure].sort_values("order").reset_index(drop=True)
+
+    sal, sem = series(EARLY), series(LAST)
+    end0 = _first_epoch_end(sal)
+    first = sal[(sal["epochs"] > 0) & (sal["epochs"] <= 1.0 + 1e-9)]
+    low = first.loc[first["rho"].idxmin()] if len(first) else None
+    negative = sal["rho"].to_numpy() < 0
+    stays = next((i for i in range(len(sal)) if negative[i:].all()), None)
+    parts = [f"early-layer saliency RSA starts at ρ = {sal['rho'].iloc[0]:.3f}"]
+    if low is not None:
+        parts.append(f"dips to {round(low['rho'], 3) + 0.0:.3f} within the first epoch ({low['checkpoint']}) and stands at "
+                     f"{sal.loc[end0, 'rho']:.3f} at its end")
+    if stays is not None:
+        parts.append(f"is negative from {sal.loc[stays, 'checkpoint']} ({sal.loc[stays, 'time']}) on, ending at "
+                     f"{sal['rho'].iloc[-1]:.3f}")
+    text = ", ".join(parts) + ". "
+    text += (f"Last-layer semantic RSA goes from {sem['rho'].iloc[0]:.3f} at initialisation to "
+             f"{sem.loc[end0, 'rho']:.3f} at the end of the first epoch and {sem['rho'].iloc[-1]:.3f} after the last.")
+    return text[0].upper() + text[1:]

@@ -11,7 +11,7 @@ to saliency structure in early layers meanwhile. The photographs are also the te
 this is a miniature that shows the machinery, not a replication of ImageNet training.
 
 The network has the layer types the paper hooked (Conv2d, BatchNorm2d, ReLU, MaxPool2d,
-Linear) in residual blocks, at 64 px. Seeded and single-threaded-deterministic; the series
+Linear) in residual blocks, at 64 px. Seeded and trained on one thread (deterministic); the series
 is cached under the cache folder by a hash of the training spec.
 """
 
@@ -156,6 +156,37 @@ def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, temperature: floa
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
+class AdamW:
+    """AdamW (decoupled weight decay), written out. Why not ``torch.optim.AdamW``: its
+    constructor imports torch's compiler stack, ~7 s on a busy 2-core box, which is more
+    than the tiny profile's whole training; the tests check it against torch's."""
+
+    def __init__(self, params, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8):
+        self.params = [p for p in params if p.requires_grad]
+        self.lr, self.wd, self.betas, self.eps = lr, weight_decay, betas, eps
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            p.mul_(1 - self.lr * self.wd)
+            m.mul_(b1).add_(p.grad, alpha=1 - b1)
+            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+            denom = (v / (1 - b2 ** self.t)).sqrt_().add_(self.eps)
+            p.addcdiv_(m, denom, value=-self.lr / (1 - b1 ** self.t))
+
+
 def steps_per_epoch(n_images: int, batch_size: int) -> int:
     return max(1, math.ceil(n_images / batch_size))
 
@@ -185,7 +216,7 @@ def train(images: Sequence[np.ndarray], caption_embeddings: np.ndarray, spec: Tr
     # Train on a larger copy so the crops have detail; evaluation sees the whole image.
     x_all = to_tensor(images, size=2 * spec.image_size)
     text = torch.from_numpy(np.asarray(caption_embeddings, np.float32))
-    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=1e-4)
+    opt = AdamW(model.parameters(), lr=spec.lr, weight_decay=1e-4)
     n = len(images)
     bs = min(spec.batch_size, n)
     per_epoch = steps_per_epoch(n, bs)
@@ -251,16 +282,15 @@ def demo_series(images: Sequence[np.ndarray], caption_embeddings: np.ndarray, sp
 
 
 class _deterministic:
-    """Deterministic kernels on one thread while training: the same spec gives the same
-    checkpoints (a fixed reduction order), and on a small network one thread is also the
-    fastest (measured: 0.12 s per step against 1-2 s with two threads on a busy 2-core box)."""
+    """One thread while training: the same spec gives the same checkpoints (a fixed
+    reduction order; CPU convolutions are otherwise deterministic, which the tests check),
+    and on a small network one thread is also the fastest (measured: 0.12 s per step
+    against 1-2 s with two threads on a busy 2-core box). ``torch.use_deterministic_algorithms``
+    is not used: it imports torch's compiler stack (~13 s)."""
 
     def __enter__(self):
-        self.was = torch.are_deterministic_algorithms_enabled()
         self.threads = torch.get_num_threads()
-        torch.use_deterministic_algorithms(True, warn_only=True)
         torch.set_num_threads(1)
 
     def __exit__(self, *exc):
-        torch.use_deterministic_algorithms(self.was)
         torch.set_num_threads(self.threads)
