@@ -175,3 +175,65 @@ def test_written_out_adamw_matches_torch():
             opt.step()
     for pa, pb in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(pa, pb, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_lib_run_on_a_users_series(tmp_path):
+    """`python -m lib run 05_training -p checkpoints=... -p architecture=...` on a series of
+    timm ResNet-18 checkpoints written here (DataParallel-prefixed, wrapped, safetensors)."""
+    import subprocess
+    import sys
+
+    import nbformat
+    import timm
+    from safetensors.torch import save_file
+
+    from lib.config import REPO_ROOT
+
+    run = tmp_path / "my_run"
+    run.mkdir()
+    for i, name in enumerate(["pre_training.pth", "epoch_0_99.pth", "epoch_0.safetensors"]):
+        torch.manual_seed(i)
+        state = timm.create_model("resnet18", pretrained=False).state_dict()
+        if name.endswith(".safetensors"):
+            save_file({k: v.contiguous() for k, v in state.items()}, str(run / name))
+        elif i == 1:
+            torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}, "epoch": 0}, run / name)
+        else:
+            torch.save(state, run / name)
+    out = tmp_path / "out.ipynb"
+    cmd = [sys.executable, "-m", "lib", "run", "05_training", "--profile", "tiny", "--out", str(out),
+           "-p", f"checkpoints={run}", "-p", "architecture=timm:resnet18", "-p", f"cache_dir={tmp_path / 'cache'}",
+           "-p", "n_bootstrap=20"]
+    done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    nb = nbformat.read(out, as_version=4)
+    text = "\n".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("data", {}).get("text/html", ""))
+                     for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "A miniature training run" not in text  # a user's series is not labelled a miniature
+    for name in ("pre_training", "epoch_0_99", "epoch_0"):
+        assert name in text
+    assert "timm:resnet18, your checkpoints" in nbformat.writes(nb)
+    # a wrong architecture fails with the file and the mismatching keys named
+    bad = subprocess.run(cmd[:-6] + ["-p", f"checkpoints={run}", "-p", "architecture=demo_resnet",
+                                     "-p", f"cache_dir={tmp_path / 'cache'}"],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert bad.returncode != 0
+    assert "pre_training.pth" in bad.stderr + bad.stdout and "unexpected keys" in bad.stderr + bad.stdout
+
+
+def test_zero_initialised_layer_is_undefined_not_fatal(tmp_path, tiny_params, images, ids):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    net = demo.build(0)
+    with torch.no_grad():
+        net.layer2.bn2.weight.zero_()  # zero-init residual branch, as timm does at init
+        net.layer2.bn2.bias.zero_()
+    torch.save(net.state_dict(), folder / "pre_training.pt")
+    out = series.series_rdms(demo.ARCHITECTURE, C.find_checkpoints(folder), images, images_key="k", ids=ids,
+                             params=tiny_params, store=Store(tmp_path / "cache"))
+    layers = list(out.rdms[0].rdm_descriptors["layer"])
+    v = out.rdms[0].get_vectors()
+    assert np.isnan(v[layers.index("layer2.bn2")]).all()
+    assert np.isfinite(np.delete(v, layers.index("layer2.bn2"), axis=0)).all()
+    assert out.reports[0]["undefined_layers"] == ["layer2.bn2"]

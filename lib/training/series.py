@@ -75,6 +75,30 @@ class SeriesRDMs:
                              for c in self.checkpoints])
 
 
+def _layer_rdms(grams: list[np.ndarray], table: pd.DataFrame, metric: str, name: str,
+                ids: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """RDM vectors per layer; a layer whose activations have zero norm gets NaN.
+
+    Why not an error, as in a single-model extraction: in a series it is a fact about one
+    checkpoint (timm and torchvision can zero-initialise the last BatchNorm of each residual
+    block, so at ``pre_training`` that layer outputs zeros and has no RDM); the tables show
+    such layers as undefined. NaN/Inf activations still raise.
+    """
+    from lib.extract import ExtractionError, grams_to_rdms
+
+    n = grams[0].shape[0]
+    out = np.full((len(grams), n * (n - 1) // 2), np.nan)
+    undefined = []
+    for i, g in enumerate(grams):
+        try:
+            out[i] = grams_to_rdms([g], table.iloc[[i]].reset_index(drop=True), metric, name, ids)[0]
+        except ExtractionError:
+            if not np.isfinite(np.diag(g)).all():
+                raise
+            undefined.append(str(table.layer.iat[i]))
+    return out, undefined
+
+
 def series_rdms(architecture: str, checkpoints: Sequence[Checkpoint], images: Sequence[np.ndarray], *,
                 images_key: str, ids: Sequence[str], params: dict[str, Any], store=None,
                 progress: bool = False) -> SeriesRDMs:
@@ -85,7 +109,7 @@ def series_rdms(architecture: str, checkpoints: Sequence[Checkpoint], images: Se
     """
     import time
 
-    from lib.extract import _PeakRSS, compute_grams, grams_to_rdms, to_rdms
+    from lib.extract import _PeakRSS, compute_grams, to_rdms
     from lib.gram import check_metric
     from lib.models import LoadedModel
     from lib.progress import tqdm
@@ -128,8 +152,8 @@ def series_rdms(architecture: str, checkpoints: Sequence[Checkpoint], images: Se
                 grams = compute_grams(lm, s["x"], table, metric=params["metric"], progress=False,
                                       budget_bytes=params["memory_budget_gb"] * 1e9,
                                       batch_size=params["batch_size"], report=report)
-                diss = grams_to_rdms(grams, table, params["metric"], f"{architecture} @ {ck.path}", ids)
-            report.update(seconds=time.perf_counter() - t0, peak_rss_gb=meter.peak / 1e9)
+                diss, undefined = _layer_rdms(grams, table, params["metric"], f"{architecture} @ {ck.path}", ids)
+            report.update(seconds=time.perf_counter() - t0, peak_rss_gb=meter.peak / 1e9, undefined_layers=undefined)
             return {"dissimilarities": diss, "layers": table, "report": report}
 
         out = store.get_or_compute(STEP, VERSION, inputs, compute)
