@@ -181,6 +181,7 @@ def test_written_out_adamw_matches_torch():
 def test_lib_run_on_a_users_series(tmp_path):
     """`python -m lib run 05_training -p checkpoints=... -p architecture=...` on a series of
     timm ResNet-18 checkpoints written here (DataParallel-prefixed, wrapped, safetensors)."""
+    import os
     import subprocess
     import sys
 
@@ -205,7 +206,8 @@ def test_lib_run_on_a_users_series(tmp_path):
     cmd = [sys.executable, "-m", "lib", "run", "05_training", "--profile", "tiny", "--out", str(out),
            "-p", f"checkpoints={run}", "-p", "architecture=timm:resnet18", "-p", f"cache_dir={tmp_path / 'cache'}",
            "-p", "n_bootstrap=20"]
-    done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # conftest's Agg would hide the figures
+    done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     nb = nbformat.read(out, as_version=4)
     text = "\n".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("data", {}).get("text/html", ""))
@@ -213,27 +215,7 @@ def test_lib_run_on_a_users_series(tmp_path):
     assert "A miniature training run" not in text  # a user's series is not labelled a miniature
     for name in ("pre_training", "epoch_0_99", "epoch_0"):
         assert name in text
-    assert "timm:resnet18, your checkpoints" in nbformat.writes(nb)
-    # a wrong architecture fails with the file and the mismatching keys named
-    bad = subprocess.run(cmd[:-6] + ["-p", f"checkpoints={run}", "-p", "architecture=demo_resnet",
-                                     "-p", f"cache_dir={tmp_path / 'cache'}"],
-                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
-    assert bad.returncode != 0
-    assert "pre_training.pth" in bad.stderr + bad.stdout and "unexpected keys" in bad.stderr + bad.stdout
-
-
-def test_zero_initialised_layer_is_undefined_not_fatal(tmp_path, tiny_params, images, ids):
-    folder = tmp_path / "run"
-    folder.mkdir()
-    net = demo.build(0)
-    with torch.no_grad():
-        net.layer2.bn2.weight.zero_()  # zero-init residual branch, as timm does at init
-        net.layer2.bn2.bias.zero_()
-    torch.save(net.state_dict(), folder / "pre_training.pt")
-    out = series.series_rdms(demo.ARCHITECTURE, C.find_checkpoints(folder), images, images_key="k", ids=ids,
-                             params=tiny_params, store=Store(tmp_path / "cache"))
-    layers = list(out.rdms[0].rdm_descriptors["layer"])
-    v = out.rdms[0].get_vectors()
-    assert np.isnan(v[layers.index("layer2.bn2")]).all()
-    assert np.isfinite(np.delete(v, layers.index("layer2.bn2"), axis=0)).all()
-    assert out.reports[0]["undefined_layers"] == ["layer2.bn2"]
+    # real verdicts for a user's series (the demo's are "not testable here (miniature ...)")
+    assert "this run: **" in text and "not testable here (miniature" not in text
+    assert sum(o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
+               for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])) >= 3

@@ -1,5 +1,8 @@
 """Figures of the Training-dynamics chapter (functions returning matplotlib Figures).
 
+Text stays at matplotlib's defaults (10 pt; titles 12 pt). ``plt.rc_context`` is avoided on
+purpose: leaving it stops the notebook's inline backend from showing later figures.
+
 Training time is the optimizer step on a symmetric-log axis (linear below one step, so
 the initial checkpoint, step 0, sits at the left edge; logarithmic above, because the
 checkpoints are log-spaced and span orders of magnitude). Depth is relative depth
@@ -16,8 +19,6 @@ from matplotlib.scale import SymmetricalLogTransform
 from lib.training.analysis import EARLY, LAST, MEASURES
 
 LINTHRESH = 1.0
-FONT = {"font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "xtick.labelsize": 9,
-        "ytick.labelsize": 9, "legend.fontsize": 9}
 COLOURS = {"saliency": "#d62728", "semantic": "#1f77b4"}
 STEP_LABEL = "training step (symlog)"
 
@@ -53,29 +54,28 @@ def heatmaps(tables: dict[str, pd.DataFrame], reference: str) -> plt.Figure:
     """RSA with ``reference`` over relative depth (y) × training step (x), one panel per
     series (``tables``: label -> per-layer table), each with its own colour scale centred
     on 0 (the series differ in range; a shared scale would wash one out)."""
-    with plt.rc_context(FONT):
-        fig, axes = plt.subplots(1, len(tables), figsize=(5.6 * len(tables), 3.8), squeeze=False,
-                                 constrained_layout=True)
-        tr = SymmetricalLogTransform(10, LINTHRESH, 0.6)
-        for ax, (label, table) in zip(axes[0], tables.items()):
-            t = table[table["reference"] == reference]
-            grid = t.pivot_table(index="rel_depth", columns="step", values="rho", aggfunc="mean")
-            steps = grid.columns.to_numpy(float)
-            depths = grid.index.to_numpy(float)
-            vmax = float(np.nanmax(np.abs(grid.to_numpy()))) or 1.0
-            x_edges = _edges(steps, tr, low=-0.4)
-            mesh = ax.pcolormesh(x_edges, _edges(depths, low=0.0), grid.to_numpy(), cmap="RdBu_r",
-                                 vmin=-vmax, vmax=vmax, shading="flat")
-            _symlog(ax)
-            ax.set_xlim(x_edges[0], x_edges[-1])
-            ax.set_ylim(0, 1)
-            ax.set_xlabel(STEP_LABEL)
-            ax.set_ylabel("relative depth")
-            ax.set_title(_wrap(label), loc="left")
-            cb = fig.colorbar(mesh, ax=ax, shrink=0.9)
-            cb.set_label(f"{reference} RSA (Spearman ρ)")
-        fig.suptitle(f"{reference.capitalize()} RSA through depth and training", fontsize=11, x=0.01,
-                     ha="left")
+    fig, axes = plt.subplots(1, len(tables), figsize=(5.6 * len(tables), 3.8), squeeze=False,
+                             constrained_layout=True)
+    tr = SymmetricalLogTransform(10, LINTHRESH, 0.6)
+    for ax, (label, table) in zip(axes[0], tables.items()):
+        t = table[table["reference"] == reference]
+        grid = t.pivot_table(index="rel_depth", columns="step", values="rho", aggfunc="mean")
+        steps = grid.columns.to_numpy(float)
+        depths = grid.index.to_numpy(float)
+        vmax = float(np.nanmax(np.abs(grid.to_numpy()))) or 1.0
+        x_edges = _edges(steps, tr, low=-0.4)
+        mesh = ax.pcolormesh(x_edges, _edges(depths, low=0.0), grid.to_numpy(), cmap="RdBu_r",
+                             vmin=-vmax, vmax=vmax, shading="flat")
+        _symlog(ax)
+        ax.set_xlim(x_edges[0], x_edges[-1])
+        ax.set_ylim(0, 1)
+        ax.set_xlabel(STEP_LABEL)
+        ax.set_ylabel("relative depth")
+        ax.set_title(_wrap(label), loc="left", fontsize=10)
+        cb = fig.colorbar(mesh, ax=ax, shrink=0.9)
+        cb.set_label(f"{reference} RSA (Spearman ρ)")
+    fig.suptitle(f"{reference.capitalize()} RSA through depth and training", fontsize=11, x=0.01,
+                 ha="left")
     return fig
 
 
@@ -92,27 +92,26 @@ def trajectories(series: dict[str, pd.DataFrame]) -> plt.Figure:
     One row of panels per series (the runs' step axes differ by orders of magnitude); a
     band is a stimulus-bootstrap 95 % CI where the series has one.
     """
-    with plt.rc_context(FONT):
-        fig, axes = plt.subplots(len(series), 2, figsize=(10.5, 3.1 * len(series)), squeeze=False,
-                                 constrained_layout=True)
-        for row, (label, table) in enumerate(series.items()):
-            for col, measure in enumerate((EARLY, LAST)):
-                ax = axes[row, col]
-                t = table[table["measure"] == measure].sort_values("order")
-                colour = COLOURS[MEASURES[measure]]
-                x = t["step"].to_numpy(float)
-                has_ci = t["ci_low"].notna().any()
-                ax.plot(x, t["rho"], "-o", color=colour, ms=3.5, lw=1.5,
-                        label="ρ" if has_ci else "ρ (published point values, no CI)")
-                if has_ci:
-                    ax.fill_between(x, t["ci_low"], t["ci_high"], color=colour, alpha=0.2, lw=0,
-                                    label="95 % stimulus-bootstrap CI")
-                ax.axhline(0, color="0.4", lw=0.8)
-                _epoch_marks(ax, t)
-                _step_axis(ax, x)
-                ax.set_ylabel("Spearman ρ")
-                ax.set_title(f"{measure}\n{_wrap(label, 60)}", loc="left")
-                ax.legend(loc="best", frameon=False, fontsize=9)
+    fig, axes = plt.subplots(len(series), 2, figsize=(10.5, 3.1 * len(series)), squeeze=False,
+                             constrained_layout=True)
+    for row, (label, table) in enumerate(series.items()):
+        for col, measure in enumerate((EARLY, LAST)):
+            ax = axes[row, col]
+            t = table[table["measure"] == measure].sort_values("order")
+            colour = COLOURS[MEASURES[measure]]
+            x = t["step"].to_numpy(float)
+            has_ci = t["ci_low"].notna().any()
+            ax.plot(x, t["rho"], "-o", color=colour, ms=3.5, lw=1.5,
+                    label="ρ" if has_ci else "ρ (published point values, no CI)")
+            if has_ci:
+                ax.fill_between(x, t["ci_low"], t["ci_high"], color=colour, alpha=0.2, lw=0,
+                                label="95 % stimulus-bootstrap CI")
+            ax.axhline(0, color="0.4", lw=0.8)
+            _epoch_marks(ax, t)
+            _step_axis(ax, x)
+            ax.set_ylabel("Spearman ρ")
+            ax.set_title(f"{measure}\n{_wrap(label, 60)}", loc="left", fontsize=10)
+            ax.legend(loc="best", frameon=False, fontsize=9)
     return fig
 
 
@@ -127,10 +126,9 @@ def _epoch_marks(ax, t: pd.DataFrame) -> None:
 
 def loss_curve(losses: list[float]) -> plt.Figure:
     """Training loss of the demo series per step (InfoNCE; chance = log(batch size))."""
-    with plt.rc_context(FONT):
-        fig, ax = plt.subplots(figsize=(5.2, 2.8), constrained_layout=True)
-        steps = np.arange(1, len(losses) + 1)
-        ax.plot(steps, losses, color="0.25", lw=1.2)
-        _step_axis(ax, steps)
-        ax.set_ylabel("contrastive loss")
+    fig, ax = plt.subplots(figsize=(5.2, 2.8), constrained_layout=True)
+    steps = np.arange(1, len(losses) + 1)
+    ax.plot(steps, losses, color="0.25", lw=1.2)
+    _step_axis(ax, steps)
+    ax.set_ylabel("contrastive loss")
     return fig
