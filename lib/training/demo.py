@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 ARCHITECTURE = "demo_resnet"
-VERSION = "1"
+VERSION = "2"  # 2: written-out AdamW, one training thread
 STEP = "training_series"
 IMAGE_SIZE = 64
 MEAN = (0.485, 0.456, 0.406)

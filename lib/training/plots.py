@@ -14,6 +14,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.scale import SymmetricalLogTransform
 
 from lib.training.analysis import EARLY, LAST, MEASURES
@@ -100,28 +102,26 @@ def trajectories(series: dict[str, pd.DataFrame]) -> plt.Figure:
             t = table[table["measure"] == measure].sort_values("order")
             colour = COLOURS[MEASURES[measure]]
             x = t["step"].to_numpy(float)
-            has_ci = t["ci_low"].notna().any()
-            ax.plot(x, t["rho"], "-o", color=colour, ms=3.5, lw=1.5,
-                    label="ρ" if has_ci else "ρ (published point values, no CI)")
-            if has_ci:
-                ax.fill_between(x, t["ci_low"], t["ci_high"], color=colour, alpha=0.2, lw=0,
-                                label="95 % stimulus-bootstrap CI")
+            ax.plot(x, t["rho"], "-o", color=colour, ms=3.5, lw=1.5)
+            if t["ci_low"].notna().any():
+                ax.fill_between(x, t["ci_low"], t["ci_high"], color=colour, alpha=0.2, lw=0)
             ax.axhline(0, color="0.4", lw=0.8)
             _epoch_marks(ax, t)
             _step_axis(ax, x)
             ax.set_ylabel("Spearman ρ")
             ax.set_title(f"{measure}\n{_wrap(label, 60)}", loc="left", fontsize=10)
-            ax.legend(loc="best", frameon=False, fontsize=9)
+    handles = [Line2D([], [], color="0.3", marker="o", ms=3.5, label="Spearman ρ per checkpoint"),
+               Patch(color="0.3", alpha=0.2, label="95 % stimulus-bootstrap CI (published: point values only)"),
+               Line2D([], [], color="0.5", ls=":", label="end of the first epoch")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False, fontsize=9)
     return fig
 
 
 def _epoch_marks(ax, t: pd.DataFrame) -> None:
-    """A dotted line at the end of the first epoch, when the series knows its epochs."""
+    """A dotted line at the end of the first epoch, when the series has later checkpoints."""
     first = t[(t["epochs"] > 0) & (t["epochs"] <= 1.0 + 1e-9)]
     if len(first) and (t["epochs"] > 1).any():
         ax.axvline(first["step"].iloc[-1], color="0.5", ls=":", lw=1)
-        ax.annotate("end of epoch 1", (first["step"].iloc[-1], 1), xycoords=("data", "axes fraction"),
-                    xytext=(-3, -12), textcoords="offset points", fontsize=9, color="0.35", ha="right")
 
 
 def loss_curve(losses: list[float]) -> plt.Figure:
