@@ -151,7 +151,8 @@ def main() -> None:
           f"(finding + hashing all files {results['series']['seconds_find_and_hash']:.2f} s)")
     print(f"ratio series / ({args.checkpoints} x single) = {ratio:.3f}  (target <= 1.1)  "
           f"{'OK' if ratio <= 1.1 else 'OVER TARGET'}")
-    print(f"peak RSS: single {results['single']['peak_rss_gb']:.2f} GB, series {results['series']['peak_rss_gb']:.2f} GB")
+    print(f"peak RSS: single {results['single']['peak_rss_gb']:.2f} GB, "
+          f"series {results['series']['peak_rss_gb']:.2f} GB")
     if tmp is not None:
         tmp.cleanup()
 

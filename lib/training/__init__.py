@@ -8,4 +8,5 @@ training run.
 - :mod:`lib.training.analysis` — RSA over depth × training time, trajectories with
   stimulus-bootstrap CIs, the published ResNet-50 trajectories, verdicts.
 - :mod:`lib.training.plots` — the chapter's figures.
+- :mod:`lib.training.pipeline` — the chapter's one call: the profile's series -> RDMs.
 """

@@ -136,7 +136,8 @@ def published_table() -> pd.DataFrame:
         "kind": [times[c].kind for c in pub["checkpoint"]],
         "step": [times[c].global_step(spe) for c in pub["checkpoint"]],
         "epochs": [times[c].global_step(spe) / spe for c in pub["checkpoint"]],
-        "order": pub["checkpoint"].map(pos), "layer": pub["layer"].str.replace("rn50_Baseline_module.", "", regex=False),
+        "order": pub["checkpoint"].map(pos),
+        "layer": pub["layer"].str.replace("rn50_Baseline_module.", "", regex=False),
         "depth": pub["layer_index"], "rel_depth": pub["layer_index"] / top, "reference": pub["reference"],
         "rho": pub["rsa"].astype(float),
     }).sort_values(["order", "reference", "depth"], ignore_index=True)
@@ -230,7 +231,8 @@ def describe_published(measures: pd.DataFrame) -> str:
     stays = next((i for i in range(len(sal)) if negative[i:].all()), None)
     parts = [f"early-layer saliency RSA starts at ρ = {sal['rho'].iloc[0]:.3f}"]
     if low is not None:
-        parts.append(f"dips to {round(low['rho'], 3) + 0.0:.3f} within the first epoch ({low['checkpoint']}) and stands at "
+        parts.append(f"dips to {round(low['rho'], 3) + 0.0:.3f} within the first epoch ({low['checkpoint']}) "
+                     f"and stands at "
                      f"{sal.loc[end0, 'rho']:.3f} at its end")
     if stays is not None:
         parts.append(f"is negative from {sal.loc[stays, 'checkpoint']} ({sal.loc[stays, 'time']}) on, ending at "
