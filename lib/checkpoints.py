@@ -239,12 +239,13 @@ def training_order(t: TrainingTime, steps_per_epoch: int) -> tuple[int, int]:
 
 
 def find_checkpoints(location: str | Path, regex: str | None = None,
-                     steps_per_epoch: int | None = None) -> list[Checkpoint]:
+                     steps_per_epoch: int | None = None, hash_files: bool = True) -> list[Checkpoint]:
     """The checkpoints of a folder, a glob or one file, in training order, hashed.
 
     ``steps_per_epoch`` places ``epoch_<e>`` names on the step axis; when None it is
     estimated from the names (:func:`steps_per_epoch_from`). Names no pattern understands,
     and two files that claim the same training time, are errors that list the files.
+    ``hash_files=False`` skips the content hashes (``sha256`` is then empty): a quick look.
     """
     rx = compile_regex(regex)  # a bad parameter fails before any file is read
     files = _series_files(location)
@@ -271,5 +272,6 @@ def find_checkpoints(location: str | Path, regex: str | None = None,
     out = []
     for p in ordered:
         step = times[p].global_step(spe)
-        out.append(Checkpoint(p, checkpoint_stem(p), times[p], step, step / spe, file_sha256(p)))
+        out.append(Checkpoint(p, checkpoint_stem(p), times[p], step, step / spe,
+                              file_sha256(p) if hash_files else ""))
     return out

@@ -219,3 +219,23 @@ def test_lib_run_on_a_users_series(tmp_path):
     assert "this run: **" in text and "not testable here (miniature" not in text
     assert sum(o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
                for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])) >= 3
+
+
+def test_doctor_checks_the_series_before_any_work(tmp_path, tiny_params):
+    from lib import doctor
+    from lib.training import pipeline
+
+    doctor.load_plugins()
+    assert pipeline._series_checks in doctor.REQUIREMENTS
+    (ok,) = pipeline._series_checks(tiny_params)  # checkpoints: null -> the demo series
+    assert ok.ok and "demo" in ok.detail
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name in ("pre_training.pt", "epoch_0_7.pt", "final.pt"):
+        torch.save({"w": torch.zeros(1)}, folder / name)
+    bad = dict(tiny_params, checkpoints=str(folder), architecture="timm:resnet18")
+    (check,) = pipeline._series_checks(bad)
+    assert not check.ok and "final.pt" in check.detail and "checkpoint_regex" in check.fix
+    (folder / "final.pt").unlink()
+    (check,) = pipeline._series_checks(bad)
+    assert check.ok and "2 checkpoints of timm:resnet18, pre_training … epoch_0_7" in check.detail

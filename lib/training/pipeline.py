@@ -8,8 +8,9 @@ stimulus set's photographs; a folder or glob reads a user's own series with
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
+from lib import doctor
 from lib.checkpoints import CheckpointError, find_checkpoints
 from lib.training import demo
 from lib.training.series import SeriesRDMs, series_rdms
@@ -29,10 +30,32 @@ def demo_spec(params: dict[str, Any], images_key: str) -> demo.TrainingSpec:
                              n_checkpoints=params["n_checkpoints"], seed=params["seed"])
 
 
+def series_location(params: dict[str, Any]) -> str:
+    """The ``checkpoints`` folder or glob; relative ones are relative to the repository,
+    like every path in a profile."""
+    from lib.config import resolve_path
+
+    return str(resolve_path(params["checkpoints"]))
+
+
+@doctor.requirement
+def _series_checks(params: dict[str, Any]) -> Iterable[doctor.Check]:
+    """``python -m lib doctor``: the checkpoint series is there and its names are understood."""
+    if params.get("checkpoints") is None:
+        yield doctor.Check("training series", True, "the demo trains its own miniature series")
+        return
+    try:
+        found = find_checkpoints(series_location(params), params.get("checkpoint_regex"), hash_files=False)
+    except CheckpointError as err:
+        yield doctor.Check("training series", False, str(err), "fix the checkpoints / checkpoint_regex parameters")
+        return
+    yield doctor.Check("training series", True,
+                       f"{len(found)} checkpoints of {params['architecture']}, {found[0].name} … {found[-1].name}")
+
+
 def load_run(params: dict[str, Any], stimulus_set, store=None, progress: bool = False) -> TrainingRun:
     """The profile's series (trained here when ``checkpoints`` is null) and its RDMs on the
     stimulus set's Baseline images."""
-    from lib.config import resolve_path
     from lib.store import store_for
 
     store = store if store is not None else store_for(params)
@@ -48,10 +71,7 @@ def load_run(params: dict[str, Any], stimulus_set, store=None, progress: bool = 
         folder, record = demo.demo_series(images, stimulus_set.embeddings, spec, store.root, progress=progress)
         checkpoints = find_checkpoints(folder, steps_per_epoch=record["steps_per_epoch"])
     else:
-        location = params["checkpoints"]
-        if not any(ch in location for ch in "*?["):
-            location = str(resolve_path(location))
-        checkpoints = find_checkpoints(location, params["checkpoint_regex"])
+        checkpoints = find_checkpoints(series_location(params), params["checkpoint_regex"])
     series = series_rdms(params["architecture"], checkpoints, images, images_key=f"{stimulus_set.cache_key}/Baseline",
                          ids=list(stimulus_set.ids), params=params, store=store, progress=progress)
     return TrainingRun(series, params["checkpoints"] is None, record)
