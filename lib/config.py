@@ -140,6 +140,15 @@ SCHEMA: dict[str, Param] = {
     # --- statistics (issue 11)
 
     # --- training dynamics (issue 13)
+    "checkpoints": _p(str, "training dynamics: folder or glob of one run's checkpoint files "
+                      "(null = train the demo's miniature series)", nullable=True),
+    "architecture": _p(str, "training dynamics: network the checkpoints belong to (demo_resnet, or a "
+                       "model name such as torchvision:resnet50 or timm:resnet18)"),
+    "checkpoint_regex": _p(str, "training dynamics: regex with named groups epoch, batch and/or step that reads "
+                           "the training time from checkpoint names (null = built-in names)", nullable=True),
+    "train_steps": _p(int, "demo training series: optimizer steps", low=1, high=100_000),
+    "n_checkpoints": _p(int, "demo training series: checkpoints saved, log-spaced, including the initial one",
+                        low=2, high=200),
 
     # --- scale-out and architecture (issue 12)
     "references": _p(list, "reference representations to compare layers with (lib.references registry: saliency, "

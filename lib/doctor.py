@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-PLUGINS = ("lib.stimuli", "lib.models", "lib.brain")
+PLUGINS = ("lib.stimuli", "lib.models", "lib.brain", "lib.training.pipeline")
 
 
 @dataclass
