@@ -90,6 +90,10 @@ SCHEMA: dict[str, Param] = {
     "noise_ceiling": _p(str, "noise-ceiling method", choices=("loso", "bootstrap")),
     "synthetic_noise": _p(float, "synthetic subjects: noise standard deviation relative to signal"),
     # --- replication choices (issue 9)
+    "layer_rule": _p(str, "which module outputs are layers: every_call (each call of a module is one layer, "
+                          "execution order) or original (registration order, a module called several times "
+                          "kept once at its last call, as the original study hooked)",
+                     choices=("every_call", "original")),
 
     # --- statistics (issue 11)
 
