@@ -404,8 +404,9 @@ def extract_rdms(model_name: str, images: Sequence[np.ndarray] | Callable[[], Se
     """One RDM per layer of ``model_name`` over ``images`` (uint8 HxWx3 arrays, or a callable
     returning them, called only on a cache miss), cached in the artifact store.
 
-    The cache key holds the model, the weights actually used, preprocessing, ``images_key``,
-    layer set and metric; batch size, memory budget and device do not change the result.
+    The cache key holds the model, the weights actually used (with the precision the device
+    runs them in), preprocessing, ``images_key``, layer set, layer rule and metric; batch
+    size and memory budget do not change the result.
     """
     from lib.config import pick_device
     from lib.store import store_for
@@ -413,10 +414,10 @@ def extract_rdms(model_name: str, images: Sequence[np.ndarray] | Callable[[], Se
     spec(model_name)  # unknown names fail before anything else
     check_metric(params["metric"])
     store = store if store is not None else store_for(params)
-    inputs = {"model": model_name, "weights": weights_tag(model_name, params["weights"], params["seed"]),
+    device = pick_device(params["device"])
+    inputs = {"model": model_name, "weights": weights_tag(model_name, params["weights"], params["seed"], device),
               "preprocessing": params["preprocessing"], "images": images_key, "layers": params["layers"],
               "layer_rule": params["layer_rule"], "metric": params["metric"]}
-    device = pick_device(params["device"])
 
     computed = []
 

@@ -121,8 +121,10 @@ def test_torchvision_imagenet1k_v1_from_torch_hub_checkpoints(caches):
         assert_same_state(lm.module, donor)
     assert lm.identity.file == str(target) and lm.identity.weights_digest == sha256(target)
     # the registry's supervised networks look for torchvision's IMAGENET1K_V1 files
-    for short, enum in [("resnet50", torchvision.models.ResNet50_Weights), ("vit_b16", torchvision.models.ViT_B_16_Weights),
-                        ("vit_l16", torchvision.models.ViT_L_16_Weights)]:
+    tv = torchvision.models
+    for short, enum in [("resnet50", tv.ResNet50_Weights), ("resnet101", tv.ResNet101_Weights),
+                        ("vit_b16", tv.ViT_B_16_Weights), ("vit_b32", tv.ViT_B_32_Weights),
+                        ("vit_l16", tv.ViT_L_16_Weights)]:
         wf = M.weight_file(short)
         assert wf.url == enum.IMAGENET1K_V1.url
         assert wf.url_path == str(caches / "torch" / "hub" / "checkpoints" / os.path.basename(enum.IMAGENET1K_V1.url))
@@ -140,7 +142,8 @@ def test_file_source_loads_the_checkpoint_and_names_mismatches(caches, tmp_path)
     lm = M.load_model(name, weights="auto")
     assert lm.weights_used == "pretrained"
     assert_same_state(lm.module, donor)
-    assert (lm.identity.source, lm.identity.name, lm.identity.library) == ("file", "torchvision:resnet18", "torchvision")
+    ident = lm.identity
+    assert (ident.source, ident.name, ident.library) == ("file", "torchvision:resnet18", "torchvision")
     assert lm.identity.weights_digest == sha256(ckpt)
     with pytest.raises(M.ModelError) as err:  # wrong architecture: the file and the keys are named
         M.load_model(f"file:torchvision:resnet34@{ckpt}", weights="pretrained")

@@ -188,11 +188,12 @@ def model_identity(name: str, weights: str = "auto", seed: int = 0, device: str 
     return identity_for(s, used, path, seed, effective_dtype(s, device, precision))
 
 
-def weights_tag(name: str, policy: str, seed: int) -> str:
+def weights_tag(name: str, policy: str, seed: int, device: str = "cpu") -> str:
     """Cache-key string naming the weights a run will use (builds no model): source, name,
-    tag, the weights file's sha256 (or the seed) and the library version and settings."""
-    ident = model_identity(name, policy, seed)
+    tag, the weights file's sha256 (or the seed), the library version and settings, and
+    the precision on ``device``."""
+    ident = model_identity(name, policy, seed, device)
     what = f"sha256:{ident.weights_digest}" if ident.weights == "pretrained" else f"seed{seed}"
     settings = ",".join(f"{k}={v}" for k, v in ident.settings)
     return (f"{ident.weights}:{ident.source}:{ident.name}:{ident.tag}:{what}:"
-            f"{ident.library}-{ident.library_version}" + (f":{settings}" if settings else ""))
+            f"{ident.library}-{ident.library_version}:{ident.dtype}" + (f":{settings}" if settings else ""))
