@@ -126,6 +126,11 @@ def test_clip_vit_layers_are_batch_first():
     assert (t.batch_axis == 0).all()
     assert (t.type == "MultiheadAttention").sum() == 12
     assert t.loc[t.type == "MultiheadAttention", "shape"].iloc[0] == "50x384"
+    # layer_rule=original lists a block as OpenAI's code registered it (attn before ln_1)
+    first = [f"transformer.resblocks.0.{n}" for n in ("ln_1", "attn", "ln_2", "mlp.c_fc", "mlp.c_proj")]
+    assert [n for n in t.layer if n in first] == first
+    orig = lm.layers(rule="original")
+    assert [n for n in orig.layer if n in first] == [first[i] for i in (1, 0, 3, 4, 2)]
 
 
 def test_doctor_checks(empty_caches):

@@ -28,9 +28,22 @@ def test_original_rule_reproduces_the_original_layer_table(model):
     table = M.architecture_table(model, "original")
     assert len(table) == ORIGINAL_COUNTS[model]
     assert (table.call_index == table.n_calls - 1).all()  # the last call of every module
-    assert table.layer.is_unique and list(table.layer) == list(table.module)
+    assert table.layer.is_unique and table.module.is_unique
+    assert list(table.layer) == published_layers(model)
     if M.spec(model).source == "torchvision":
-        assert list(table.layer) == published_layers(model)
+        assert list(table.layer) == list(table.module)
+
+
+def test_open_clip_modules_carry_the_names_openai_gave_them():
+    """The original ran OpenAI's CLIP code: its activations are relu1-3 (open_clip: act1-3)
+    and a block registers attn before ln_1; the engine still hooks open_clip's modules."""
+    rn = M.architecture_table("clip_rn50", "original").set_index("layer")
+    assert rn.loc["layer1.0.relu2", "module"] == "layer1.0.act2"
+    vit = M.architecture_table("clip_vit_b16", "original")
+    block = vit[vit.module.str.startswith("transformer.resblocks.0.")]
+    assert list(block.layer) == [f"transformer.resblocks.0.{n}" for n in ("attn", "ln_1", "mlp.c_fc", "mlp.c_proj",
+                                                                         "ln_2")]
+    assert (block.layer == block.module).all()
 
 
 def test_original_rule_on_torchvision_resnet_keeps_shared_relu_once_at_its_last_call():
@@ -64,13 +77,18 @@ def test_clip_vit_table_is_batch_first_with_token_shapes():
     assert table.loc[table.layer == "conv1", "shape"].item() == "768x7x7"
 
 
+@pytest.fixture(scope="module")
+def resnet18_original():
+    return M.load_model("torchvision:resnet18", weights="random", seed=1, layer_rule="original")
+
+
 @pytest.mark.parametrize("budget_gb,batch_size", [(6.0, None), (0.02, 2)])  # one pass; layer groups, early stops
-def test_engine_reads_each_module_at_its_last_call(budget_gb, batch_size):
+def test_engine_reads_each_module_at_its_last_call(resnet18_original, budget_gb, batch_size):
     """Grams from the engine under layer_rule=original equal Grams of the activations a
     plain hook keeps (overwritten on every call, as the original's dict of outputs)."""
     from lib import extract as E
 
-    lm = M.load_model("torchvision:resnet18", weights="random", seed=1, layer_rule="original")
+    lm = resnet18_original
     table = lm.layers(r"^layer[12]\.")
     kept: dict[str, torch.Tensor] = {}
     named = dict(lm.module.named_modules())

@@ -92,6 +92,11 @@ class ModelSource:
         the network); another source for ``file:`` models."""
         return self
 
+    def original_layout(self, module: nn.Module) -> dict[str, str]:
+        """Module name -> the name the original study's code gave it, in the registration
+        order of that code (``layer_rule=original``); by default the module's own."""
+        return {q: q for q, _ in module.named_modules() if q}
+
     def version(self) -> str:
         return importlib.import_module(self.library).__version__
 

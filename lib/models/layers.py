@@ -5,8 +5,9 @@ Two rules (parameter ``layer_rule``):
 - ``every_call`` (this project's fix): every call of a module of the paper's types is one
   layer, in execution order; a module called k times gives layers ``name#0`` … ``name#k-1``.
 - ``original`` (as the original study hooked): modules of the paper's types in
-  registration order (``named_modules``), each once, at its *last* call (a dict of hook
-  outputs keeps the last write); modules never called in the forward are absent.
+  registration order (``named_modules`` of the code the original ran, see
+  ``ModelSource.original_layout``), each once, at its *last* call (a dict of hook outputs
+  keeps the last write), named as that code named it; modules never called are absent.
 
 Both tables have the same columns; ``call_index`` is the call the engine must read (for
 ``original``, the last call) and ``batch_axis`` makes sequence-first outputs (OpenAI CLIP's
@@ -86,12 +87,14 @@ def _input_device(model: nn.Module, device: str) -> str:
 
 @torch.inference_mode()
 def probe_layers(model: nn.Module, device: str = "cpu", size: int = IMAGE_SIZE, seed: int = 0,
-                 rule: str = "every_call") -> pd.DataFrame:
+                 rule: str = "every_call", layout: dict[str, str] | None = None) -> pd.DataFrame:
     """Run 1 and then 2 synthetic images through the model and list the hooked calls.
 
     The batch axis of each output is the one whose size goes 1 -> 2 (handles
     sequence-first transformer outputs); per-image size plans the memory budget. A model
-    on the ``meta`` device gives the same table without computing anything.
+    on the ``meta`` device gives the same table without computing anything. ``layout``
+    (rule ``original``): module name -> the original code's name, in its registration
+    order (default: the module's own names and order).
     """
     check_rule(rule)
     cands = candidate_modules(model)
@@ -141,20 +144,20 @@ def probe_layers(model: nn.Module, device: str = "cpu", size: int = IMAGE_SIZE, 
     n_calls = df["module"].map(counts)
     df["n_calls"] = n_calls
     if rule == "original":
-        return _last_call_in_registration_order(df, model)
+        return _last_call_in_registration_order(df, layout or {q: q for q, _ in model.named_modules() if q})
     df["name"] = [m if c == 1 else f"{m}#{k}" for m, k, c in zip(df.module, df.call_index, n_calls)]
     df["bytes"] = df["numel"] * 4
     return df
 
 
-def _last_call_in_registration_order(calls: pd.DataFrame, model: nn.Module) -> pd.DataFrame:
+def _last_call_in_registration_order(calls: pd.DataFrame, layout: dict[str, str]) -> pd.DataFrame:
     """The original study's table: one row per module (its last call), ordered as the
-    modules were registered."""
-    order = {q: i for i, (q, _) in enumerate(model.named_modules())}
+    original code registered the modules, under the original code's names."""
+    rank = {q: i for i, q in enumerate(layout)}
     last = calls[calls.call_index == calls.n_calls - 1]
-    df = last.assign(_reg=last.module.map(order)).sort_values("_reg", kind="stable").drop(columns="_reg")
+    df = last.assign(_reg=last.module.map(rank)).sort_values("_reg", kind="stable").drop(columns="_reg")
     df = df.reset_index(drop=True)
-    df["name"] = df["module"]
+    df["name"] = df["module"].map(layout)
     df["bytes"] = df["numel"] * 4
     return df
 

@@ -50,8 +50,20 @@ class LoadedModel:
         """Layer table for a layer set: ``all``, ``blocks``, a regex, or a list of names."""
         rule = check_rule(rule or self.layer_rule)
         if rule not in self._tables:
-            self._tables[rule] = probe_layers(self.module, device=self.device, rule=rule)
+            self._tables[rule] = probe_layers(self.module, device=self.device, rule=rule,
+                                              layout=_original_layout(self.name, self.module, rule))
         return select_layers(self._tables[rule], layer_set, model=self.name)
+
+
+def _original_layout(name: str, module: nn.Module, rule: str) -> dict[str, str] | None:
+    """The original code's module names and order, for named models under ``original``."""
+    if rule != "original":
+        return None
+    try:
+        s = spec(name)
+    except ModelError:  # a wrapped module: its own names and order
+        return None
+    return source_of(s).code_source(s).original_layout(module)
 
 
 def state_hash(module: nn.Module) -> str:
@@ -171,12 +183,15 @@ def architecture_table(name: str, layer_rule: str = "every_call", layer_set: str
     check_rule(layer_rule)
     s = spec(name)
     src = source_of(s)
-    try:
-        with torch.device("meta"):
-            module, _ = src.build(s, None)
-        table = probe_layers(module.eval(), device="meta", rule=layer_rule)
-    except (NotImplementedError, RuntimeError):
+    for device in ("meta", "cpu"):
         torch.manual_seed(0)
-        module, _ = src.build(s, None)
-        table = probe_layers(module.eval(), device="cpu", rule=layer_rule)
-    return select_layers(table, layer_set, model=name)
+        try:
+            with torch.device(device):
+                module, _ = src.build(s, None)
+            table = probe_layers(module.eval(), device=device, rule=layer_rule,
+                                 layout=_original_layout(name, module, layer_rule))
+            return select_layers(table, layer_set, model=name)
+        except (NotImplementedError, RuntimeError):
+            if device == "cpu":
+                raise
+    raise AssertionError("unreachable")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from typing import Callable
 
@@ -19,6 +20,7 @@ from lib.models.registry import name_help, unknown_tag
 HF_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 CLIP_URL_CACHE = os.path.join("~", ".cache", "clip")
 NO_WEIGHTS = "none"
+OPENAI_BLOCK_ORDER = {"attn": 0, "ln_1": 1, "mlp": 2, "ln_2": 3}
 
 
 @register
@@ -80,3 +82,20 @@ class OpenClipSource(ModelSource):
         native = open_clip.image_transform(model.visual.image_size, is_train=False,
                                            mean=cfg.get("mean", CLIP_MEAN), std=cfg.get("std", CLIP_STD))
         return model.visual, native
+
+    def original_layout(self, module: nn.Module) -> dict[str, str]:
+        """As OpenAI's CLIP code (which the original study ran) registers the image tower:
+        a transformer block's children in the order attn, ln_1, mlp, ln_2 (open_clip: ln_1,
+        attn, ln_2, mlp), and the ResNet activations named relu1-3 (open_clip: act1-3)."""
+        from open_clip.transformer import ResidualAttentionBlock
+
+        def walk(mod: nn.Module, prefix: str):
+            children = list(mod.named_children())
+            if isinstance(mod, ResidualAttentionBlock):
+                children.sort(key=lambda kv: OPENAI_BLOCK_ORDER.get(kv[0], len(OPENAI_BLOCK_ORDER)))
+            for child_name, child in children:
+                q = f"{prefix}.{child_name}" if prefix else child_name
+                yield q
+                yield from walk(child, q)
+
+        return {q: re.sub(r"(^|\.)act(\d)$", r"\1relu\2", q) for q in walk(module, "")}

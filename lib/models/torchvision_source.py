@@ -8,8 +8,8 @@ from typing import Callable
 
 from torch import nn
 
-from lib.models.base import ModelError, ModelSource, ModelSpec, WeightFile, existing, family, register, \
-    torch_hub_checkpoint
+from lib.models.base import (ModelError, ModelSource, ModelSpec, WeightFile, existing, family, register,
+                             torch_hub_checkpoint)
 from lib.models.registry import name_help, unknown_tag
 
 
