@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from lib.models.base import ModelError, source_of
+from lib.models.base import SOURCES, ModelError, ModelSpec, source_of
 from lib.models.layers import check_rule, probe_layers, select_layers
 from lib.models.preprocess import Preprocess, clip_transform
 from lib.models.registry import spec
@@ -50,20 +50,15 @@ class LoadedModel:
         """Layer table for a layer set: ``all``, ``blocks``, a regex, or a list of names."""
         rule = check_rule(rule or self.layer_rule)
         if rule not in self._tables:
-            self._tables[rule] = probe_layers(self.module, device=self.device, rule=rule,
-                                              layout=_original_layout(self.name, self.module, rule))
+            named = self.identity is not None and self.identity.source in SOURCES  # not wrap()ped
+            layout = _original_layout(spec(self.name), self.module, rule) if named else None
+            self._tables[rule] = probe_layers(self.module, device=self.device, rule=rule, layout=layout)
         return select_layers(self._tables[rule], layer_set, model=self.name)
 
 
-def _original_layout(name: str, module: nn.Module, rule: str) -> dict[str, str] | None:
-    """The original code's module names and order, for named models under ``original``."""
-    if rule != "original":
-        return None
-    try:
-        s = spec(name)
-    except ModelError:  # a wrapped module: its own names and order
-        return None
-    return source_of(s).code_source(s).original_layout(module)
+def _original_layout(s: ModelSpec, module: nn.Module, rule: str) -> dict[str, str] | None:
+    """The module names and order of the code the original study ran (rule ``original``)."""
+    return source_of(s).code_source(s).original_layout(module) if rule == "original" else None
 
 
 def state_hash(module: nn.Module) -> str:
@@ -189,7 +184,7 @@ def architecture_table(name: str, layer_rule: str = "every_call", layer_set: str
             with torch.device(device):
                 module, _ = src.build(s, None)
             table = probe_layers(module.eval(), device=device, rule=layer_rule,
-                                 layout=_original_layout(name, module, layer_rule))
+                                 layout=_original_layout(s, module, layer_rule))
             return select_layers(table, layer_set, model=name)
         except (NotImplementedError, RuntimeError):
             if device == "cpu":

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 import torch
 
-from lib.models.base import DTYPES, ModelError, ModelSpec, WeightFile, source_of
+from lib.models.base import DTYPES, ModelError, ModelSpec, WeightFile, hf_cache_dir, source_of
 from lib.models.registry import spec
 
 WEIGHT_POLICIES = ("auto", "pretrained", "random")
@@ -63,8 +63,6 @@ def weight_file(name: str) -> WeightFile:
 
 def download_weights(name: str) -> str:
     """Download a model's pretrained weights into its library's normal cache; returns the path."""
-    from lib.models.base import hf_cache_dir
-
     s = spec(name)
     wf = weight_file(name)
     if wf.local:
