@@ -67,6 +67,13 @@ def test_timm_weights_from_hf_cache(caches, filename):
     assert tag.startswith("pretrained:timm:resnet18:a1_in1k:") and sha256(path) in tag and timm.__version__ in tag
 
 
+def test_hf_home_locates_the_hub_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # the hub cache is $HF_HOME/hub
+    path = write_hf_snapshot(tmp_path, "timm/resnet18.a1_in1k", "model.safetensors", {"w": torch.zeros(1)})
+    assert M.weight_file("timm:resnet18.a1_in1k").local == path
+
+
 def test_tagless_timm_name_means_the_default_tag_written_out(caches):
     import timm
 

@@ -32,7 +32,8 @@ class FileSource(ModelSource):
         if arch_name.startswith("file:"):
             raise ModelError(f"model {full!r}: the architecture of a file: model cannot itself be a file: model")
         inner = spec(arch_name)
-        return ModelSpec(f"{inner.label} @ {path}", inner.arch, inner.training, "file", arch_name, "", path=path)
+        return ModelSpec(f"{inner.label} @ {path}", inner.arch, inner.training, "file", arch_name, "", path=path,
+                         cuda_dtype=inner.cuda_dtype)
 
     def weight_file(self, s: ModelSpec) -> WeightFile:
         import os
@@ -50,10 +51,10 @@ class FileSource(ModelSource):
         from lib.checkpoints import load_into
 
         inner = self.architecture(s)
-        module, native = source_of(inner).build(inner, None, "float32")
+        module, native = source_of(inner).build(inner, None, dtype)
         if path is not None:
-            load_into(module, path)
-        return (module.half() if dtype == "float16" else module), native
+            load_into(module, path)  # tensors are cast to the module's dtypes
+        return module, native
 
     def code_source(self, s: ModelSpec) -> ModelSource:
         return source_of(self.architecture(s))
