@@ -249,3 +249,39 @@ def test_wrap_any_module_with_its_transform():
     with torch.no_grad():
         net[4].bias.add_(1.0)
     assert M.wrap(net, transform, name="tiny").identity.weights_digest != first.weights_digest
+
+
+def test_a_new_source_is_one_class(monkeypatch, tmp_path):
+    """The protocol is all a source needs: parse, locate weights, build; weights policy,
+    identity, preprocessing and layer tables come for free."""
+    from lib.checkpoints import load_into
+
+    def net():
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 2, 5, stride=4), torch.nn.ReLU(), torch.nn.Flatten(),
+                                   torch.nn.Linear(2 * 55 * 55, 3))
+
+    class ToySource(M.ModelSource):
+        prefix, library = "toy", "torch"
+
+        def parse(self, rest, full):
+            return M.ModelSpec(rest, "other", "supervised", "toy", rest, "v1")
+
+        def weight_file(self, s):
+            path = tmp_path / f"{s.name}.pt"
+            return M.WeightFile(None, (), None, None, str(path) if path.exists() else None)
+
+        def build(self, s, path, dtype="float32"):
+            module = net()
+            return (load_into(module, path) if path else module), None
+
+    monkeypatch.setitem(M.SOURCES, "toy", ToySource())
+    torch.manual_seed(9)
+    donor = net().state_dict()
+    torch.save(donor, tmp_path / "small.pt")
+    lm = M.load_model("toy:small", weights="pretrained")
+    assert_same_state(lm.module, donor)
+    assert lm.identity.weights_digest == sha256(tmp_path / "small.pt")
+    assert list(lm.layer_table.layer) == ["0", "1", "3"]
+    assert M.load_model("toy:other", weights="auto").weights_used == "random"  # no file: auto falls back
+    with pytest.raises(M.ModelError, match="lib fetch weights"):
+        M.load_model("toy:other", weights="pretrained")
