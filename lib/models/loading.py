@@ -160,9 +160,7 @@ def wrap(module: nn.Module, transform: Callable | None = None, name: str | None 
     name = name or type(module).__qualname__
     tensors = list(module.parameters())
     dtype = str(tensors[0].dtype).removeprefix("torch.") if tensors else "float32"
-    module.eval().to(device)
-    for p in module.parameters():
-        p.requires_grad_(False)
+    module = _ready(module, device, dtype)
     digest = state_hash(module)
     pre = Preprocess(transform, "given") if transform is not None else Preprocess(clip_transform(), "clip")
     identity = ModelIdentity(source="module", name=name, tag="", weights="given", seed=None, file=None,
