@@ -83,8 +83,8 @@ SCHEMA: dict[str, Param] = {
     "swap_rb": _p(bool, "reproduce the original analysis's R/B channel swap in saliency"),
     "saliency_batch_size": _p(int, "images per batched saliency computation", low=1),
     # --- models and extraction
-    "models": _p(list, "networks to analyse (registry names, timm:<name>, open_clip:<arch>:<tag>)", item_type=str,
-                 min_items=1),
+    "models": _p(list, "networks to analyse (registry names, timm:<name>, open_clip:<arch>:<tag>, "
+                       "torchvision:<name>, file:<model>@<checkpoint>)", item_type=str, min_items=1),
     "weights": _p(str, "weights policy", choices=("auto", "pretrained", "random")),
     "preprocessing": _p(str, "image preprocessing", choices=("clip", "native")),
     "layers": _p(str, "layer set: all, blocks, or a regular expression over layer names", min_items=1),

@@ -117,13 +117,15 @@ class _Hooks:
         self.counters: dict[str, int] = defaultdict(int)
         self.lookup: dict[tuple[str, int], int] = {}
         self.sink: Callable[[int, torch.Tensor], None] | None = None
-        self.stop_row: int | None = None
+        self.stop = False
+        self.pending: set[int] = set()  # rows not yet seen in this forward pass
 
     def activate(self, rows: list[int], sink: Callable[[int, torch.Tensor], None], stop: bool) -> None:
         self.remove()
         self.sink = sink
         self.lookup = {(self.table.module.iat[i], int(self.table.call_index.iat[i])): i for i in rows}
-        self.stop_row = max(rows) if stop else None
+        self.stop = stop
+        self.reset()
         for qname in sorted({m for m, _ in self.lookup}):
             self.handles.append(self.named[qname].register_forward_hook(self._make(qname)))
 
@@ -141,13 +143,15 @@ class _Hooks:
             if ax:
                 t = t.movedim(ax, 0)  # sequence-first transformer output -> batch-first
             self.sink(i, t.reshape(t.shape[0], -1))
-            if i == self.stop_row:
+            self.pending.discard(i)
+            if self.stop and not self.pending:  # table order need not be call order (layer_rule=original)
                 raise _StopForward
 
         return hook
 
     def reset(self) -> None:
         self.counters.clear()
+        self.pending = set(self.lookup.values())
 
     def remove(self) -> None:
         for h in self.handles:
@@ -378,11 +382,12 @@ _MODEL_CACHE: dict[tuple, LoadedModel] = {}
 
 
 def _model_for(name: str, params: dict[str, Any], device: str) -> LoadedModel:
-    key = (name, params["weights"], params["seed"], params["preprocessing"], device)
+    key = (name, params["weights"], params["seed"], params["preprocessing"], device, params["layer_rule"])
     if key not in _MODEL_CACHE:
         _MODEL_CACHE.clear()  # hold one network at a time
         _MODEL_CACHE[key] = load_model(name, params["weights"], seed=params["seed"],
-                                       preprocessing=params["preprocessing"], device=device, params=params)
+                                       preprocessing=params["preprocessing"], device=device, params=params,
+                                       layer_rule=params["layer_rule"])
     return _MODEL_CACHE[key]
 
 
@@ -398,9 +403,10 @@ def extract_rdms(model_name: str, images: Sequence[np.ndarray] | Callable[[], Se
     """One RDM per layer of ``model_name`` over ``images`` (uint8 HxWx3 arrays, or a callable
     returning them, called only on a cache miss), cached in the artifact store.
 
-    The cache key is :class:`lib.specs.ExtractionSpec` (model, weights identity,
-    preprocessing, layer set, metric, layer-changing environment, code version) plus
-    ``images_key``; batch size, memory budget and device do not change the result.
+    The cache key is :class:`lib.specs.ExtractionSpec` (model, weights identity with the
+    precision the device runs them in, preprocessing, layer set, layer rule, metric,
+    layer-changing environment, code version) plus ``images_key``; batch size and memory
+    budget do not change the result.
     """
     from lib.config import pick_device
     from lib.store import store_for

@@ -108,22 +108,13 @@ def layer_environment() -> tuple[tuple[str, str], ...]:
 
 
 def weights_identity(model: str, params: dict[str, Any]) -> str:
-    """Which weights a run of ``model`` uses: lib.models' tag (pretrained source:name:tag,
-    or random with seed and library version) plus, for pretrained weights, the file's
-    content hash and the library version. The one place the extraction key learns about
-    weights, so it follows whatever identity ``lib.models`` exposes."""
+    """Which weights a run of ``model`` uses, as :func:`lib.models.weights_tag` names them:
+    source, name, resolved tag, the weights file's sha256 (or the seed), the library version
+    and layer-changing settings, and the precision on the run's device. The one place the
+    extraction key learns about weights."""
     from lib import models
 
-    tag = models.weights_tag(model, params["weights"], params["seed"])
-    if not tag.startswith("pretrained"):
-        return tag
-    source = models.spec(model).source
-    _, path = models.resolve_weights(model, params["weights"], allow_download=False)
-    digest = file_digest(path) if path and Path(path).is_file() else "unknown-file"
-    return f"{tag}:{source}-{package_version(_DISTRIBUTION.get(source, source))}:{digest[:16]}"
-
-
-_DISTRIBUTION = {"open_clip": "open_clip_torch"}
+    return models.weights_tag(model, params["weights"], params["seed"], _device(params))
 
 
 def saliency_implementation(device: str) -> str:
@@ -266,13 +257,14 @@ class ExtractionSpec(StepSpec):
     weights: str
     preprocessing: str
     layers: str
+    layer_rule: str
     metric: str
     environment: tuple[tuple[str, str], ...]
 
     @classmethod
     def from_params(cls, params: dict[str, Any], model: str) -> "ExtractionSpec":
         return cls(model, weights_identity(model, params), params["preprocessing"], params["layers"],
-                   params["metric"], layer_environment())
+                   params["layer_rule"], params["metric"], layer_environment())
 
 
 @dataclass(frozen=True)

@@ -158,11 +158,11 @@ def test_layer_environment_enters_the_extraction_key(tiny_params, monkeypatch):
 
 
 def test_pretrained_weights_enter_by_file_hash_and_library_version(tiny_params, tmp_path, monkeypatch):
-    from lib import models
+    from lib.models import weights as model_weights
 
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(b"A" * 64)
-    monkeypatch.setattr(models, "resolve_weights", lambda name, policy="auto", **kw: ("pretrained", str(weights)))
+    monkeypatch.setattr(model_weights, "resolve_weights", lambda name, policy="auto", **kw: ("pretrained", str(weights)))
     params = dict(tiny_params, weights="auto")
     first = specs.weights_identity("timm:resnet18", params)
     assert first.startswith("pretrained:timm:resnet18") and f"timm-{specs.package_version('timm')}" in first
