@@ -9,7 +9,6 @@ with their analysis code (see ``data/published/README.md``).
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import pandas as pd
 
