@@ -1,0 +1,87 @@
+"""The claims dashboard: published column recomputed independently from data/published,
+rows saved by chapters and read back by the intro page."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib import dashboard, verdicts
+
+PUB = dashboard.published.PUBLISHED_DIR
+
+
+def _layers():
+    t = pd.read_csv(PUB / "layer_rsa.csv")
+    t["rel"] = t["layer_index"] / t.groupby("model")["layer_index"].transform("max")
+    return t
+
+
+def _half(t, ref, early):
+    b = t[(t.condition == "Baseline") & (t.reference == ref)]
+    b = b[(b.rel < 0.5) if early else (b.rel >= 0.5)]
+    return b.groupby("model").rsa.mean()
+
+
+def test_published_column_equals_an_independent_recomputation():
+    t = _layers()
+    base_sal = t[(t.condition == "Baseline") & (t.reference == "saliency")]
+    whole = base_sal.groupby("model").rsa.mean()
+    early_sal, late_sem = _half(t, "saliency", True), _half(t, "semantic", False)
+    expected = {
+        "resnet_gt_vit_saliency": whole[["rn50", "rn101"]].mean() - whole[["vit_b16", "vit_b32", "vit_l14"]].mean(),
+        "early_suppression": base_sal[base_sal.rel < 0.5].rsa.min(),
+        "clip_deepens_suppression": early_sal[["clip_rn50", "clip_rn101"]].mean() - early_sal[["rn50", "rn101"]].mean(),
+        "clip_semantics_resnet": late_sem[["clip_rn50", "clip_rn101"]].mean() - late_sem[["rn50", "rn101"]].mean(),
+        "clip_semantics_vit": (late_sem[["clip_vit_b16", "clip_vit_b32", "clip_vit_l14"]].mean()
+                               - late_sem[["vit_b16", "vit_b32", "vit_l14"]].mean()),
+    }
+    # ΔRSA design checks: condition minus Baseline, layer by layer
+    wide = t.pivot_table(index=["model", "layer_index", "reference"], columns="condition", values="rsa")
+    for ref, hi, lo, key in (("saliency", ["Salient", "Semantic_Salient"], ["Control", "Semantic"], "saliency_design"),
+                             ("semantic", ["Semantic", "Semantic_Salient"], ["Control"], "semantic_design")):
+        w = wide.xs(ref, level="reference")
+        d = w[hi + lo].sub(w["Baseline"], axis=0).abs()
+        expected[key] = d[hi].stack().mean() - d[lo].stack().mean()
+    # brain: layer semantic RSA vs mean ROI RSA (All vertices out), Pearson over all layers
+    m = pd.read_csv(PUB / "model_roi_rsa.csv.gz")
+    brain = m[m.roi != "All vertices"].groupby(["model", "layer_index"]).rsa.mean()
+    sem = t[(t.condition == "Baseline") & (t.reference == "semantic")].set_index(["model", "layer_index"]).rsa
+    j = pd.DataFrame({"s": sem, "b": brain}).dropna()
+    expected["semantics_tracks_brain"] = np.corrcoef(j.s, j.b)[0, 1]
+    r = pd.read_csv(PUB / "roi_rsa.csv").groupby("roi")[["saliency", "semantic"]].mean()
+    early = ["V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "early"]
+    high = ["EBA", "FBA-1", "FBA-2", "mTL-bodies", "OFA", "FFA-1", "FFA-2", "mTL-faces", "aTL-faces", "OPA", "PPA",
+            "RSC", "OWFA", "VWFA-1", "VWFA-2", "mfs-words", "mTL-words", "ventral", "lateral"]
+    expected["early_rois_saliency"] = r.loc[early, "saliency"].mean() - r.loc[high, "saliency"].dropna().mean()
+    expected["high_rois_semantic"] = r.loc[high, "semantic"].dropna().mean() - r.loc[early, "semantic"].mean()
+
+    got = dashboard.published_values()
+    assert set(got) == {c.key for c in dashboard.CLAIMS} == set(expected)
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, abs=1e-9), key
+    # and the dashboard shows exactly these, formatted
+    shown = dashboard.table(None).set_index("claim or check")["published"]
+    for c in dashboard.CLAIMS:
+        assert shown[c.text] == dashboard.fmt_number(expected[c.key])
+
+
+def test_paper_values_have_the_claimed_signs():
+    """The original's own numbers point the way the paper says (a sanity check of the definitions)."""
+    got = dashboard.published_values()
+    for c in dashboard.CLAIMS:
+        assert np.sign(got[c.key]) == c.expected_sign, c.key
+
+
+def test_rows_round_trip_through_the_run_folder(tmp_path):
+    rows = [dashboard.ClaimRow.judged("clip_semantics_vit", 0.05, 0.01, 0.09, "03_semantics"),
+            dashboard.ClaimRow.judged("resnet_gt_vit_saliency", 0.05, 0.01, 0.09, "02_saliency",
+                                      untestable="random weights: resnet50")]
+    assert dashboard.save({"run_dir": None}, "x", rows) is None
+    dashboard.save({"run_dir": str(tmp_path)}, "03_semantics", rows)
+    table = dashboard.table(tmp_path).set_index("claim or check")
+    vit = table.loc[dashboard.CLAIM_BY_KEY["clip_semantics_vit"].text]
+    assert vit["status"] == verdicts.SUPPORTED and vit["95 % CI"] == "[0.0100, 0.0900]"
+    res = table.loc[dashboard.CLAIM_BY_KEY["resnet_gt_vit_saliency"].text]
+    assert res["status"] == "not testable here (random weights: resnet50)"
+    other = table.loc[dashboard.CLAIM_BY_KEY["semantics_tracks_brain"].text]
+    assert other["status"] == "not computed in this run" and other["this run"] == "–"
