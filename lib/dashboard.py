@@ -11,6 +11,7 @@ two columns are comparable; the "how" column says what the statistic is.
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -306,12 +307,16 @@ def load(run_dir: str | Path | None) -> dict[str, ClaimRow]:
     return out
 
 
-def table(run_dir: str | Path | None) -> pd.DataFrame:
-    """The dashboard: one row per claim and check, published beside this run."""
+def table(run_dir: str | Path | None, rows: dict[str, ClaimRow] | None = None,
+          keys: Sequence[str] | None = None) -> pd.DataFrame:
+    """The dashboard: one row per claim and check, published beside this run (``rows``
+    default to those saved in ``run_dir``; ``keys`` limit the claims shown)."""
     pub = published_values()
-    rows = load(run_dir)
+    rows = load(run_dir) if rows is None else rows
     out = []
     for c in CLAIMS:
+        if keys is not None and c.key not in keys:
+            continue
         r = rows.get(c.key)
         out.append({
             "claim or check": c.text, "kind": c.kind,
@@ -322,3 +327,69 @@ def table(run_dir: str | Path | None) -> pd.DataFrame:
             "how": c.how + (f" ({r.note})" if r and r.note else ""),
         })
     return pd.DataFrame(out)
+
+
+def _coloured(t: pd.DataFrame) -> str:
+    from lib.tables import to_html
+
+    body = to_html(t)
+    for s in t["status"]:  # colour the status cells
+        body = body.replace(f"<td>{html.escape(s)}</td>", f"<td>{status_html(s)}</td>", 1)
+    return body
+
+
+def chapter_table(rows: Sequence[ClaimRow]):
+    """A chapter's own claims, as the dashboard shows them (IPython HTML)."""
+    from IPython.display import HTML
+
+    t = table(None, {r.key: r for r in rows}, keys=[r.key for r in rows]).drop(columns="kind")
+    return HTML(f'<div class="book-table-wrap dashboard">{_coloured(t)}</div>')
+
+
+def status_html(status: str) -> str:
+    """A status word with a colour class (``book.css``) so the dashboard reads at a glance."""
+    cls = verdicts.base_status(status).replace(" ", "-")
+    return f'<span class="status status-{cls}">{html.escape(status)}</span>'
+
+
+def dashboard_html(run_dir: str | Path | None) -> str:
+    """The dashboard as the intro page shows it: claims, then design and brain checks."""
+    t = table(run_dir)
+    parts = []
+    for kind, title in (("claim", "The paper's claims"), ("design check", "Design checks"),
+                        ("brain", "Brain checks")):
+        parts.append(f"<h4>{title}</h4>{_coloured(t[t['kind'] == kind].drop(columns='kind'))}")
+    return '<div class="book-table-wrap dashboard">' + "".join(parts) + "</div>"
+
+
+def banner(run_dir: str | Path | None) -> tuple[str, str, str]:
+    """(admonition kind, title, text) of the intro banner: what this build can and cannot
+    show, from the run's own records (random weights? synthetic fMRI?)."""
+    from lib import provenance, reproducibility
+
+    manifest = reproducibility.read_manifest(run_dir)
+    if manifest is None:
+        return ("note", "Run outside a book build",
+                "This page was executed on its own, so it has no run to describe. Build the book "
+                "(make book, or python -m lib build) to fill the banner and the dashboard.")
+    records = provenance.read(run_dir)
+    random_models = sorted({str(n) for r in records if r["kind"] == "random_weights"
+                            for n in (r.get("models") or [r.get("model")]) if n})
+    synthetic = any(r["kind"] == "synthetic_data" for r in records)
+    p = manifest.get("params", {})
+    can = (f"This build (profile '{manifest['profile']}', {len(p.get('models', []))} networks, "
+           f"{p.get('n_images') or 'all'} base images) runs the whole method end to end and shows the "
+           "original study's published results beside its own.")
+    cannot = []
+    if random_models:
+        cannot.append(f"These networks ran with random (untrained) weights: {', '.join(random_models)}. "
+                      "No claim about trained networks can be tested with them; their rows say "
+                      "'not testable here'.")
+    if synthetic:
+        cannot.append("The fMRI subjects are synthetic (generated with a planted saliency/semantic mix per "
+                      "ROI), so the brain analysis can only show that it recovers what was planted; it says "
+                      "nothing about human cortex.")
+    if not cannot:
+        return ("tip", "What this build shows", can + " Pretrained weights and measured fMRI throughout: the "
+                "dashboard below tests the paper's claims.")
+    return ("warning", "What this build can and cannot show", can + "\n\n" + "\n\n".join(cannot))

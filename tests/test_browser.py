@@ -1,0 +1,59 @@
+"""Every page of the tiny-profile book, opened in headless Chromium as a reader would.
+
+Fails on a page that shows an error (a traceback or error output), an image that did not
+load, a JavaScript console error or exception, or a table wider than the text column.
+"""
+
+import pytest
+
+from lib.build import toc_chapters
+
+pytest.importorskip("websocket", reason="websocket-client is not installed (pip install -e '.[test]')")
+import cdp  # noqa: E402  (tests/cdp.py)
+
+CHECK_PAGE = r"""
+(() => {
+  document.querySelectorAll('details').forEach(d => { d.open = true; });
+  const article = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
+  const column = article.clientWidth;
+  const errors = [...document.querySelectorAll('.output.traceback, .output.error, .cell_output .stderr')]
+      .map(e => e.textContent.trim().slice(0, 200));
+  for (const o of document.querySelectorAll('.cell_output')) {
+    if (/Traceback \(most recent call last\)|\bError:/.test(o.textContent)) errors.push(o.textContent.trim().slice(0, 200));
+  }
+  const images = [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src.slice(0, 120));
+  const wide = [...article.querySelectorAll('table')]
+      .filter(t => t.getBoundingClientRect().width > column + 1)
+      .map(t => `${Math.round(t.getBoundingClientRect().width)} px > ${column} px: ` +
+                (t.querySelector('tr') || t).textContent.trim().slice(0, 80));
+  return {errors, images, wide, column, title: document.title};
+})()
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    exe = cdp.find_chromium()
+    if exe is None:
+        pytest.skip("chromium is not installed (`make test` installs Debian's chromium; "
+                    "or apt-get install chromium)")
+    b = cdp.Browser(exe)
+    yield b
+    b.close()
+
+
+PAGES = [c.stem for c in toc_chapters()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", PAGES)
+def test_page_reads_cleanly_in_a_browser(tiny_book, browser, stem):
+    page = tiny_book / "html" / "book" / f"{stem}.html"
+    assert page.is_file(), f"{stem} was not rendered"
+    problems = browser.open(page.as_uri())
+    found = browser.evaluate(CHECK_PAGE)
+    assert found["column"] > 300, f"{stem}: no text column found ({found})"
+    problems += [f"error shown: {e}" for e in found["errors"]]
+    problems += [f"image not loaded: {i}" for i in found["images"]]
+    problems += [f"table wider than the text column: {w}" for w in found["wide"]]
+    assert not problems, f"{stem} ({found['title']}):\n  " + "\n  ".join(problems)
