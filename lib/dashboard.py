@@ -281,6 +281,14 @@ def brain_rows(results, random_models: Sequence[str] = (), chapter: str = "04_br
     return rows
 
 
+def random_models(params: dict[str, Any]) -> list[str]:
+    """The networks this run recorded as running on random weights (its provenance)."""
+    from lib import provenance
+
+    return sorted({str(n) for r in provenance.read(params.get("run_dir")) if r["kind"] == "random_weights"
+                   for n in (r.get("models") or [r.get("model")]) if n})
+
+
 # ----------------------------------------------------------------------------- saving and showing
 def save(params: dict[str, Any], chapter: str, rows: Sequence[ClaimRow]) -> Path | None:
     """Write a chapter's rows into the run folder (nothing outside a build)."""
@@ -373,16 +381,15 @@ def banner(run_dir: str | Path | None) -> tuple[str, str, str]:
                 "This page was executed on its own, so it has no run to describe. Build the book "
                 "(make book, or python -m lib build) to fill the banner and the dashboard.")
     records = provenance.read(run_dir)
-    random_models = sorted({str(n) for r in records if r["kind"] == "random_weights"
-                            for n in (r.get("models") or [r.get("model")]) if n})
+    randomised = random_models({"run_dir": run_dir})
     synthetic = any(r["kind"] == "synthetic_data" for r in records)
     p = manifest.get("params", {})
     can = (f"This build (profile '{manifest['profile']}', {len(p.get('models', []))} networks, "
            f"{p.get('n_images') or 'all'} base images) runs the whole method end to end and shows the "
            "original study's published results beside its own.")
     cannot = []
-    if random_models:
-        cannot.append(f"These networks ran with random (untrained) weights: {', '.join(random_models)}. "
+    if randomised:
+        cannot.append(f"These networks ran with random (untrained) weights: {', '.join(randomised)}. "
                       "No claim about trained networks can be tested with them; their rows say "
                       "'not testable here'.")
     if synthetic:
