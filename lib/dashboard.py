@@ -338,12 +338,16 @@ def table(run_dir: str | Path | None, rows: dict[str, ClaimRow] | None = None,
 
 
 def _coloured(t: pd.DataFrame) -> str:
-    from lib.tables import to_html
-
-    body = to_html(t)
-    for s in t["status"]:  # colour the status cells
-        body = body.replace(f"<td>{html.escape(s)}</td>", f"<td>{status_html(s)}</td>", 1)
-    return body
+    """The rows as an HTML table narrow enough for the text column: the "how" under the
+    claim, the status coloured by its word."""
+    e = html.escape
+    head = "".join(f"<th>{h}</th>" for h in ("claim or check", "published", "this run", "95 % CI", "status"))
+    rows = "".join(
+        f'<tr><td><span class="claim">{e(r["claim or check"])}</span><div class="how">{e(r["how"])}</div></td>'
+        f'<td>{e(r["published"])}</td><td>{e(r["this run"])}</td><td>{e(r["95 % CI"])}</td>'
+        f"<td>{status_html(r['status'])}</td></tr>"
+        for _, r in t.iterrows())
+    return f'<table class="book-table dashboard-table"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
 def chapter_table(rows: Sequence[ClaimRow]):

@@ -47,8 +47,8 @@ def fmt_number(x, digits: int = 3) -> str:
         return MISSING
     if math.isinf(x):
         return "∞" if x > 0 else "−∞"
-    if x == 0:
-        return "0"
+    if x.is_integer() and abs(x) < 10 ** 6:  # counts that pandas made floats
+        return fmt_number(int(x), digits)
     if abs(x) >= 10 ** digits:
         return f"{x:,.0f}"
     decimals = max(digits - 1 - int(math.floor(math.log10(abs(x)))), 0)
@@ -68,6 +68,15 @@ def fmt_ci(low, high, digits: int = 3) -> str:
     if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (low, high)):
         return MISSING
     return f"[{fmt_number(low, digits)}, {fmt_number(high, digits)}]"
+
+
+def fmt_pm(mean, sem, digits: int = 3) -> str:
+    """'mean ± SEM' as one cell (the SEM alone when the mean is missing is meaningless: '–')."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return MISSING
+    if sem is None or (isinstance(sem, float) and math.isnan(sem)):
+        return fmt_number(mean, digits)
+    return f"{fmt_number(mean, digits)} ± {fmt_number(sem, 2)}"
 
 
 def format_table(table: pd.DataFrame, columns: Sequence[str] | Mapping[str, str] | None = None, *,

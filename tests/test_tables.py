@@ -9,7 +9,7 @@ from lib import tables
 
 @pytest.mark.parametrize("x, text", [
     (17.08, "17.1"), (0.012345, "0.0123"), (-0.5, "−0.500"), (123456.7, "123,457"), (3, "3"),
-    (np.int64(12), "12"), (np.nan, "–"), (None, "–"), (0.0, "0"), (True, "yes"),
+    (np.int64(12), "12"), (np.nan, "–"), (None, "–"), (0.0, "0"), (True, "yes"), (6.0, "6"),
 ])
 def test_numbers_have_three_significant_digits(x, text):
     assert tables.fmt_number(x) == text
@@ -20,6 +20,8 @@ def test_p_values_floor_and_ci_cells():
     assert tables.fmt_p(0.0312) == "0.031"
     assert tables.fmt_ci(-0.05, 0.2) == "[−0.0500, 0.200]"
     assert tables.fmt_ci(np.nan, 0.2) == "–"
+    assert tables.fmt_pm(0.1234, 0.0456) == "0.123 ± 0.046"
+    assert tables.fmt_pm(0.1234, np.nan) == "0.123" and tables.fmt_pm(np.nan, 0.1) == "–"
 
 
 def test_format_table_merges_ci_renames_and_drops_the_index():
