@@ -69,6 +69,12 @@ _TOOLTIP_JS = """
 """
 
 
+def folded(content: str, summary: str) -> str:
+    """``content`` in a collapsed block, for an interactive view beside a static figure."""
+    return (f'<details class="book-interactive-fold"><summary>{html.escape(summary)}</summary>'
+            f"{content}</details>")
+
+
 def _fmt(x: float, digits: int = 3) -> str:
     from lib.tables import fmt_number
 
