@@ -57,3 +57,19 @@ def test_page_reads_cleanly_in_a_browser(tiny_book, browser, stem):
     problems += [f"image not loaded: {i}" for i in found["images"]]
     problems += [f"table wider than the text column: {w}" for w in found["wide"]]
     assert not problems, f"{stem} ({found['title']}):\n  " + "\n  ".join(problems)
+
+
+def test_the_checks_catch_a_broken_page(browser, tmp_path):
+    """The same checks on a page built to fail them: each problem kind is reported."""
+    page = tmp_path / "broken.html"
+    page.write_text(
+        '<html><body><article class="bd-article" style="width:600px">'
+        '<div class="cell_output"><div class="output traceback">Traceback (most recent call last): boom</div></div>'
+        '<img src="missing.png"><table style="width:900px"><tr><td>wide</td></tr></table>'
+        "<script>console.error('broken script')</script></article></body></html>")
+    problems = browser.open(page.as_uri())
+    found = browser.evaluate(CHECK_PAGE)
+    assert any("broken script" in p for p in problems)
+    assert found["errors"] and "Traceback" in found["errors"][0]
+    assert found["images"] and found["images"][0].endswith("missing.png")
+    assert found["wide"] and found["wide"][0].startswith("900 px > 600 px")
