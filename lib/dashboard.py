@@ -181,8 +181,8 @@ def published_values() -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- this run's rows
 def _random_reason(inputs, models: Sequence[str]) -> str | None:
-    rnd = [m for m in models if m in inputs.random_models]
-    return f"random weights: {', '.join(rnd)}" if rnd else None
+    """'random weights' when any of ``models`` ran untrained (the banner names them)."""
+    return "random weights" if any(m in inputs.random_models for m in models) else None
 
 
 def _group(inputs, by: str, value: str, within_col: str, within: str) -> list[str]:
@@ -261,7 +261,7 @@ def brain_rows(results, random_models: Sequence[str] = (), chapter: str = "04_br
     link = results.link.set_index("reference") if len(results.link) else pd.DataFrame()
     why = "synthetic fMRI" if synthetic else None
     if why is None and random_models:
-        why = f"random weights: {', '.join(random_models)}"
+        why = "random weights"
     if "semantic" in link.index:
         r = link.loc["semantic"]
         rows.append(ClaimRow.judged("semantics_tracks_brain", r["r"], r["ci_low"], r["ci_high"], chapter,
@@ -344,7 +344,8 @@ def _coloured(t: pd.DataFrame) -> str:
     head = "".join(f"<th>{h}</th>" for h in ("claim or check", "published", "this run", "95 % CI", "status"))
     rows = "".join(
         f'<tr><td><span class="claim">{e(r["claim or check"])}</span><div class="how">{e(r["how"])}</div></td>'
-        f'<td>{e(r["published"])}</td><td>{e(r["this run"])}</td><td>{e(r["95 % CI"])}</td>'
+        f'<td class="num">{e(r["published"])}</td><td class="num">{e(r["this run"])}</td>'
+        f'<td class="num">{e(r["95 % CI"])}</td>'
         f"<td>{status_html(r['status'])}</td></tr>"
         for _, r in t.iterrows())
     return f'<table class="book-table dashboard-table"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import math
 import numbers
+import re
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -41,7 +42,7 @@ def fmt_number(x, digits: int = 3) -> str:
     if isinstance(x, (bool, np.bool_)):
         return "yes" if x else "no"
     if isinstance(x, numbers.Integral):
-        return f"{int(x):,}" if abs(int(x)) >= 10_000 else str(int(x))
+        return (f"{int(x):,}" if abs(int(x)) >= 10_000 else str(int(x))).replace("-", "−")
     x = float(x)
     if math.isnan(x):
         return MISSING
@@ -107,11 +108,20 @@ def format_table(table: pd.DataFrame, columns: Sequence[str] | Mapping[str, str]
     return pd.DataFrame(out)
 
 
+_NUMERIC = re.compile(r"^[−\-–<\[]?\s*[\d.,−\-–\s±\[\]]*$")
+
+
+def _cell(value) -> str:
+    """A table cell; numbers (and CIs) never wrap, text may break anywhere to fit the column."""
+    text = str(value)
+    cls = ' class="num"' if text and _NUMERIC.match(text) else ""
+    return f"<td{cls}>{html.escape(text)}</td>"
+
+
 def to_html(table: pd.DataFrame, caption: str | None = None) -> str:
     """An HTML table without index; cells already formatted (see :func:`format_table`)."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r) + "</tr>"
-                   for r in table.itertuples(index=False))
+    rows = "".join("<tr>" + "".join(_cell(v) for v in r) + "</tr>" for r in table.itertuples(index=False))
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     return f'<table class="book-table">{cap}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 

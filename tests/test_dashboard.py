@@ -75,13 +75,13 @@ def test_paper_values_have_the_claimed_signs():
 def test_rows_round_trip_through_the_run_folder(tmp_path):
     rows = [dashboard.ClaimRow.judged("clip_semantics_vit", 0.05, 0.01, 0.09, "03_semantics"),
             dashboard.ClaimRow.judged("resnet_gt_vit_saliency", 0.05, 0.01, 0.09, "02_saliency",
-                                      untestable="random weights: resnet50")]
+                                      untestable="random weights")]
     assert dashboard.save({"run_dir": None}, "x", rows) is None
     dashboard.save({"run_dir": str(tmp_path)}, "03_semantics", rows)
     table = dashboard.table(tmp_path).set_index("claim or check")
     vit = table.loc[dashboard.CLAIM_BY_KEY["clip_semantics_vit"].text]
     assert vit["status"] == verdicts.SUPPORTED and vit["95 % CI"] == "[0.0100, 0.0900]"
     res = table.loc[dashboard.CLAIM_BY_KEY["resnet_gt_vit_saliency"].text]
-    assert res["status"] == "not testable here (random weights: resnet50)"
+    assert res["status"] == "not testable here (random weights)"
     other = table.loc[dashboard.CLAIM_BY_KEY["semantics_tracks_brain"].text]
     assert other["status"] == "not computed in this run" and other["this run"] == "–"
