@@ -386,6 +386,10 @@ def banner(run_dir: str | Path | None) -> tuple[str, str, str]:
                 "This page was executed on its own, so it has no run to describe. Build the book "
                 "(make book, or python -m lib build) to fill the banner and the dashboard.")
     records = provenance.read(run_dir)
+    if not records and not load(run_dir):
+        return ("note", "No chapter has run yet",
+                f"This run folder ({manifest['profile']} profile) holds no results of the chapters: the "
+                "dashboard fills when the whole book is built (make book, or python -m lib build).")
     randomised = random_models({"run_dir": run_dir})
     synthetic = any(r["kind"] == "synthetic_data" for r in records)
     p = manifest.get("params", {})

@@ -85,3 +85,44 @@ def test_rows_round_trip_through_the_run_folder(tmp_path):
     assert res["status"] == "not testable here (random weights)"
     other = table.loc[dashboard.CLAIM_BY_KEY["semantics_tracks_brain"].text]
     assert other["status"] == "not computed in this run" and other["this run"] == "–"
+
+
+def test_banner_says_what_the_run_cannot_show(tmp_path):
+    import json
+
+    assert dashboard.banner(None)[0] == "note"
+    (tmp_path / "run.json").write_text(json.dumps({"profile": "demo", "params": {"models": ["a", "b"], "n_images": 8}}))
+    assert dashboard.banner(tmp_path)[1] == "No chapter has run yet"
+    records = [{"kind": "random_weights", "message": "m", "models": ["resnet50"]},
+               {"kind": "synthetic_data", "message": "s"}]
+    (tmp_path / "provenance.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    kind, title, text = dashboard.banner(tmp_path)
+    assert kind == "warning" and "resnet50" in text and "synthetic" in text and "8 base images" in text
+    (tmp_path / "provenance.jsonl").write_text(json.dumps({"kind": "pretrained_weights", "message": "p"}) + "\n")
+    assert dashboard.banner(tmp_path)[0] == "tip"
+
+
+def _brain_results(synthetic: bool):
+    from types import SimpleNamespace
+
+    rows = []
+    for roi, sal, sem in (("V1v", 0.5, 0.1), ("early", 0.4, 0.1), ("FFA-1", 0.1, 0.4), ("ventral", 0.05, 0.5)):
+        rows += [{"roi": roi, "reference": "saliency", "mean": sal}, {"roi": roi, "reference": "semantic", "mean": sem}]
+    link = pd.DataFrame([{"reference": "semantic", "r": 0.6, "ci_low": 0.3, "ci_high": 0.8, "n_layers": 40}])
+    return SimpleNamespace(bs=SimpleNamespace(synthetic=synthetic), ref_summary=pd.DataFrame(rows), link=link)
+
+
+def test_brain_rows_on_synthetic_subjects_only_speak_of_recovery():
+    rows = {r.key: r for r in dashboard.brain_rows(_brain_results(True))}
+    assert rows["semantics_tracks_brain"].status == "not testable here (synthetic fMRI)"
+    assert rows["early_rois_saliency"].status == verdicts.RECOVERED
+    assert rows["early_rois_saliency"].estimate == pytest.approx(0.45 - 0.075)
+    assert rows["high_rois_semantic"].estimate == pytest.approx(0.45 - 0.1)
+
+
+def test_brain_rows_on_measured_fmri_use_the_verdicts():
+    rows = {r.key: r for r in dashboard.brain_rows(_brain_results(False))}
+    assert rows["semantics_tracks_brain"].status == verdicts.SUPPORTED
+    assert rows["high_rois_semantic"].status == verdicts.DIRECTION  # a mean over ROIs, no CI
+    rows = {r.key: r for r in dashboard.brain_rows(_brain_results(False), random_models=["resnet50"])}
+    assert rows["semantics_tracks_brain"].status == "not testable here (random weights)"
