@@ -62,17 +62,6 @@ def model_colours(models: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def legend_outside(ax_or_fig, **kw):
-    """A legend beside the axes (never over data)."""
-    kw = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0} | kw
-    return ax_or_fig.legend(**kw)
-
-
-def legend_below(fig, handles, labels, ncol: int | None = None):
-    """One legend for a whole multi-panel figure, centred under the panels."""
-    return fig.legend(handles, labels, loc="outside lower center", ncol=ncol or min(len(labels), 4))
-
-
 def small_texts(fig, min_pt: float = MIN_FONT_PT) -> list[str]:
     """Texts of ``fig`` set below ``min_pt`` (a check the tests run on every figure)."""
     fig.canvas.draw()
