@@ -37,3 +37,16 @@ def test_publish_refuses_a_missing_build_and_an_unknown_remote(tmp_path):
         publish(tmp_path, str(tmp_path / "nowhere.git"))
     with pytest.raises(PublishError, match="not a remote"):
         publish(_site(tmp_path / "site", "x"), "no-such-remote-name")
+
+
+def test_make_publish_runs_the_command_line_with_the_remote(tmp_path):
+    from lib.config import REPO_ROOT
+    from lib.publish import main
+
+    make = (REPO_ROOT / "Makefile").read_text()
+    assert "-m lib.publish _build/html --remote $(REMOTE)" in make
+    remote = tmp_path / "pages.git"
+    _git("init", "-q", "--bare", str(remote), cwd=tmp_path)
+    assert main([str(_site(tmp_path / "site", "cli")), "--remote", str(remote)]) == 0
+    assert _git("show", "gh-pages:index.html", cwd=remote) == "<html>cli</html>"
+    assert main([str(tmp_path / "nothing-built"), "--remote", str(remote)]) == 1
