@@ -1,18 +1,35 @@
 # Two commands do all set-up on a fresh machine:
 #   make book   -> builds the demo book into _build/html/index.html
-#   make test   -> runs the full test suite (incl. a tiny-profile build of every chapter)
+#   make test   -> runs the full test suite (incl. a tiny-profile build of every chapter,
+#                  opened page by page in headless Chromium)
+#   make publish -> puts the built book (_build/html) on the gh-pages branch of REMOTE
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+BROWSER_STAMP := $(VENV)/.chromium
+REMOTE ?= origin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: book test install bench clean clean-cache
+.PHONY: book test install bench clean clean-cache publish browser
 
 book: $(STAMP)
 	$(PY) -m lib build --profile demo
 
-test: $(STAMP)
+test: $(STAMP) $(BROWSER_STAMP)
 	$(PY) -m pytest -q
+
+# Publishes what was built last (e.g. a paper-profile build made on a GPU machine).
+publish: $(STAMP)
+	$(PY) -m lib.publish _build/html --remote $(REMOTE)
+
+# Debian's Chromium for tests/test_browser.py. Idempotent: installed once, then a stamp;
+# when it cannot be installed the stamp is not written and the browser test skips, saying why.
+browser: $(BROWSER_STAMP)
+$(BROWSER_STAMP): | $(STAMP)
+	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; } \
+	  || echo "make: chromium could not be installed; tests/test_browser.py will skip"
+	if command -v chromium >/dev/null 2>&1; then touch $@; fi
 
 install: $(STAMP)
 

@@ -213,14 +213,23 @@ def stage_site(chapters: list[Chapter], executed: Path, site: Path, root: Path =
 
 
 def _fold_parameter_cells(source: Path, target: Path) -> None:
-    """Parameter cells stay in the page but folded: the Reproducibility page lists them all."""
+    """The page shows results, not set-up. The values this run injected stay one labelled
+    click away (folded); the chapter's default parameters and code cells that print nothing
+    (imports) leave the page, so no empty toggles head a chapter. All of it stays reachable:
+    the page's download button gives the notebook, the Reproducibility page every parameter."""
     import nbformat
 
     nb = nbformat.read(source, as_version=4)
     for cell in nb.cells:
-        tags = cell.metadata.get("tags", [])
-        if {"parameters", "injected-parameters"} & set(tags) and "hide-cell" not in tags:
-            cell.metadata["tags"] = [*tags, "hide-cell"]
+        tags = list(cell.metadata.get("tags", []))
+        if "injected-parameters" in tags:
+            tags.append("hide-cell")
+            cell.metadata["mystnb"] = {"code_prompt_show": "Show the parameters of this run",
+                                       "code_prompt_hide": "Hide the parameters"}
+        elif "parameters" in tags or (cell.cell_type == "code" and not cell.get("outputs")
+                                      and {"hide-input", "hide-cell"} & set(tags)):
+            tags.append("remove-cell")
+        cell.metadata["tags"] = list(dict.fromkeys(tags))
     nbformat.write(nb, target)
 
 
@@ -333,7 +342,8 @@ def build(profile: str = "demo", overrides: dict[str, Any] | None = None, out: P
     overrides = overrides or {}
     params = load_profile(profile, overrides)  # fail on bad parameters before any work
     chapters = toc_chapters(root)
-    notebooks = [c for c in chapters if c.is_notebook]
+    # The root page (intro) summarises the others (the claims dashboard), so it runs last.
+    notebooks = sorted((c for c in chapters if c.is_notebook), key=lambda c: c.stem == chapters[0].stem)
     preflight(params, out)
     with build_lock(out):
         run_dir, executed = out / "run", out / "executed"

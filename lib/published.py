@@ -73,3 +73,28 @@ def training_dynamics() -> pd.DataFrame:
     """``checkpoint, epoch, batch, layer_index, layer, reference, rsa``: a ResNet-50's RSA at
     41 checkpoints through training."""
     return _cached("training_dynamics.csv").copy()
+
+
+def model_group(model: str) -> tuple[str, str]:
+    """(architecture, training) of a published model: ('ResNet'|'ViT', 'supervised'|'CLIP')."""
+    if model not in MODEL_KEYS.values():
+        raise KeyError(f"{model!r} is not a published model; published: {sorted(MODEL_KEYS.values())}")
+    return ("ViT" if "vit" in model else "ResNet", "CLIP" if model.startswith("clip_") else "supervised")
+
+
+def with_rel_depth(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with ``rel_depth`` = layer_index / (n_layers − 1) per model, as this project
+    defines relative depth (0 = first hooked layer, 1 = last)."""
+    last = table.groupby("model")["layer_index"].transform("max")
+    return table.assign(rel_depth=table["layer_index"] / last.where(last > 0, 1))
+
+
+def corresponding_model(model: str, arch: str | None = None, training: str | None = None) -> str | None:
+    """The published model to show beside ``model``: itself when the original ran it, else
+    the first published model of the same architecture and training (None if neither is known)."""
+    if model in MODEL_KEYS.values():
+        return model
+    for candidate in MODEL_KEYS.values():
+        if arch and training and model_group(candidate) == (arch, training):
+            return candidate
+    return None

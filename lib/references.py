@@ -138,9 +138,9 @@ def _semantic_features(image_set: ImageSet, params: dict[str, Any], store) -> np
     return np.asarray(image_set.caption_embeddings(), np.float64)
 
 
-register(Reference("saliency", "Saliency (Itti–Koch)", "#d95f02", "saliency",
+register(Reference("saliency", "Saliency (Itti–Koch)", "#D55E00", "saliency",
                    "Itti–Koch map resized to 224×224, flattened", _saliency_features))
-register(Reference("semantic", "Semantics (caption embedding)", "#1b9e77", "semantic",
+register(Reference("semantic", "Semantics (caption embedding)", "#0072B2", "semantic",
                    "mean sentence embedding of the captions", _semantic_features))
 
 
@@ -239,7 +239,7 @@ def _clip_text_features(image_set: ImageSet, params: dict[str, Any], store) -> n
     return np.asarray(spec.get_or_compute(store, inputs, compute)["embeddings"])
 
 
-register(Reference("clip_text", "Semantics (CLIP text tower)", "#7570b3", "semantic",
+register(Reference("clip_text", "Semantics (CLIP text tower)", "#CC79A7", "semantic",
                    "mean CLIP text embedding of the captions", _clip_text_features, identity=clip_text_identity))
 
 

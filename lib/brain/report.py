@@ -24,7 +24,7 @@ def source_box(r: BrainResults, params: dict[str, Any]):
         return None
     return provenance.warn(
         params, "synthetic_data",
-        f"The fMRI subjects in this chapter are synthetic ({len(r.bs.data.subjects)} subjects written in the "
+        f"The fMRI subjects of this run are synthetic ({len(r.bs.data.subjects)} subjects written in the "
         "Algonauts 2023 layout for this run's Baseline images). Each ROI's responses were planted as a known mix "
         "of the saliency and semantic structure plus an ROI-specific structure and subject noise. The chapter "
         "therefore shows that the analysis recovers what was planted; it says nothing about the human brain. "

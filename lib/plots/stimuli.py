@@ -1,114 +1,138 @@
-"""Figures of the Stimuli chapter: the condition grid with saliency overlays, the
-manipulation check, and the two reference RDMs."""
+"""Figures of the Stimuli chapter: the condition grid (each image beside its saliency map,
+with its captions), the manipulation check (each condition's range against the
+thresholds) and the two reference RDMs."""
 
 from __future__ import annotations
+
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-CONDITION_COLOURS = {"Baseline": "#2ca02c", "Control": "#7f7f7f", "Salient": "#d62728", "Semantic": "#1f77b4",
-                     "Semantic_Salient": "#9467bd"}
+from lib.plots.style import CONDITION_COLOURS, TEXT_WIDTH_IN
+
+SALIENCY_CMAP = "inferno"
 
 
-def _overlay(image: np.ndarray, saliency: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    heat = plt.get_cmap("inferno")(np.clip(saliency, 0, 1))[..., :3]
-    return np.clip((1 - alpha) * image / 255.0 + alpha * heat, 0, 1)
-
-
-def condition_grid(ss, image_ids: list[str] | None = None, n_rows: int = 4, overlay: bool = True):
-    """Rows = base images, columns = the five conditions; saliency maps overlaid and the
-    pasted distractor outlined."""
+def condition_grid(ss, image_ids: list[str] | None = None, n_rows: int = 3, n_captions: int = 2):
+    """Per base image: a row of the five conditions' images (distractor outlined) and below
+    it a row of their saliency maps (own colour scale, labelled), headed by the image's id and
+    captions."""
     from lib.stimuli import CONDITIONS
 
     ids = image_ids or ss.ids[:n_rows]
-    rows = [ss.ids.index(i) for i in ids]
     meta = ss.metadata.set_index(["image_id", "condition"])
-    fig, axes = plt.subplots(len(rows), len(CONDITIONS), figsize=(2.3 * len(CONDITIONS), 2.35 * len(rows)),
-                             squeeze=False)
-    for c, cond in enumerate(CONDITIONS):
-        imgs, maps = ss.images(cond), ss.saliency(cond)
-        for r, k in enumerate(rows):
-            ax = axes[r, c]
-            ax.imshow(_overlay(imgs[k], maps[k]) if overlay else imgs[k])
-            ax.set_xticks([])
-            ax.set_yticks([])
+    images = {c: ss.images(c) for c in CONDITIONS}
+    maps = {c: ss.saliency(c) for c in CONDITIONS}
+    fig = plt.figure(figsize=(TEXT_WIDTH_IN, 3.6 * len(ids) + 0.4), layout="constrained")
+    subfigs = np.atleast_1d(fig.subfigures(len(ids), 1))
+    im = None
+    for sub, image_id in zip(subfigs, ids):
+        k = ss.ids.index(image_id)
+        captions = ss.captions.get(image_id, [])[:n_captions]
+        text = "; ".join(f"“{c}”" for c in captions)
+        sub.suptitle(textwrap.fill(f"{image_id} — {text}" if text else image_id, 95), fontsize=9, ha="left", x=0.01)
+        axes = sub.subplots(2, len(CONDITIONS))
+        for c, cond in enumerate(CONDITIONS):
+            ax_img, ax_map = axes[0, c], axes[1, c]
+            ax_img.imshow(images[cond][k])
+            im = ax_map.imshow(maps[cond][k], cmap=SALIENCY_CMAP, vmin=0, vmax=1)
+            for ax in (ax_img, ax_map):
+                ax.set_xticks([])
+                ax.set_yticks([])
+            ax_img.set_title(cond.replace("_", "\n+ "), fontsize=9, color=CONDITION_COLOURS[cond])
             if cond != "Baseline":
-                m = meta.loc[(ss.ids[k], cond)]
-                ax.add_patch(plt.Rectangle((m["left"] - 0.5, m["top"] - 0.5), m["width"], m["height"], fill=False,
-                                           ec=CONDITION_COLOURS[cond], lw=2))
-                ax.set_xlabel(f"{m['distractor_id']}\nsem {m['sem_distance']:.2f} · Δsal {m['sal_change']:.2f}",
-                              fontsize=7)
-            if r == 0:
-                ax.set_title(cond.replace("_", "\n"), fontsize=9, color=CONDITION_COLOURS[cond])
-            if c == 0:
-                ax.set_ylabel(ss.ids[k], fontsize=8)
-    fig.tight_layout()
+                m = meta.loc[(image_id, cond)]
+                for ax in (ax_img, ax_map):
+                    ax.add_patch(plt.Rectangle((m["left"] - 0.5, m["top"] - 0.5), m["width"], m["height"],
+                                               fill=False, ec=CONDITION_COLOURS[cond], lw=1.5))
+                ax_map.set_xlabel(f"sem {m['sem_distance']:.2f}\nΔsal {m['sal_change']:.3f}", fontsize=9)
+        axes[0, 0].set_ylabel("image", fontsize=9)
+        axes[1, 0].set_ylabel("saliency map", fontsize=9)
+    if im is not None:
+        subfigs[-1].colorbar(im, ax=subfigs[-1].axes, location="bottom", shrink=0.5, aspect=40,
+                             label="saliency (Itti–Koch, normalised 0–1)")
     return fig
 
 
 def manipulation_check(ss):
-    """Semantic distance and saliency change of the chosen distractors per condition (dots)
-    over the distribution of all evaluated candidates (grey), thresholds dashed."""
+    """Per measure (semantic distance, saliency change): one row per edited condition with
+    each chosen distractor (dot) and the condition's range (bar, min–max), the pool of all
+    evaluated candidates (grey box) and the thresholds (dashed), so overlap is visible."""
     from lib.stimuli import EDITED
 
     meta = ss.metadata[ss.metadata["condition"] != "Baseline"]
     cand = ss.candidates
     th = ss.thresholds
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    pool = ss.pool_semantic[np.triu_indices(len(ss.pool_semantic), 1)]
-    for ax, col, data, lines, label in [
-        (axes[0], "sem_distance", pool, (th["sem_similar_max"], th["sem_dissimilar_min"]),
-         "semantic distance (cosine, captions)"),
-        (axes[1], "sal_change", cand["sal_change"].to_numpy(), (th["sal_little_max"], th["sal_alot_min"]),
-         "saliency change (cosine, maps)"),
+    pool = {"sem_distance": cand["sem_distance"].to_numpy(float) if "sem_distance" in cand else
+            ss.pool_semantic[np.triu_indices(len(ss.pool_semantic), 1)],
+            "sal_change": cand["sal_change"].to_numpy(float)}
+    per_image = th["mode"] != "threshold"
+    fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.9), sharey=True, layout="constrained")
+    conds = list(EDITED)
+    rng = np.random.default_rng(0)
+    for ax, col, lines, label in [
+        (axes[0], "sem_distance", (("similar below", th["sem_similar_max"]), ("dissimilar above", th["sem_dissimilar_min"])),
+         "semantic distance to base\n(cosine, caption embeddings)"),
+        (axes[1], "sal_change", (("little below", th["sal_little_max"]), ("a lot above", th["sal_alot_min"])),
+         "saliency change by the paste\n(cosine distance of maps)"),
     ]:
-        ax.hist(data, bins=30, color="0.85", density=True, label="all pairs" if col == "sem_distance" else
-                "all evaluated candidates")
-        ymax = ax.get_ylim()[1]
-        rng = np.random.default_rng(0)
-        for i, cond in enumerate(EDITED):
+        data = pool[col][np.isfinite(pool[col])]
+        ax.boxplot(data, positions=[len(conds)], vert=False, widths=0.5, showfliers=False,
+                   patch_artist=True, boxprops={"facecolor": "0.9", "color": "0.5"},
+                   medianprops={"color": "0.3"}, whiskerprops={"color": "0.5"}, capprops={"color": "0.5"})
+        for i, cond in enumerate(conds):
             v = meta.loc[meta["condition"] == cond, col].to_numpy(float)
-            y = ymax * (0.15 + 0.2 * i) + rng.uniform(-0.04, 0.04, len(v)) * ymax
-            ax.scatter(v, y, s=14, color=CONDITION_COLOURS[cond], label=cond, zorder=3)
-        for x in lines:
+            if len(v):
+                ax.plot([v.min(), v.max()], [i, i], color=CONDITION_COLOURS[cond], lw=6, alpha=0.35,
+                        solid_capstyle="butt")
+                ax.scatter(v, i + rng.uniform(-0.15, 0.15, len(v)), s=14, color=CONDITION_COLOURS[cond], zorder=3)
+        for name, x in lines:
             if np.isfinite(x):
                 ax.axvline(x, ls="--", color="k", lw=1)
         ax.set_xlabel(label)
-        ax.set_yticks([])
-    axes[0].legend(fontsize=7, loc="upper left")
-    mode = th["mode"]
-    fig.suptitle(f"Manipulation check ({mode} mode; dashed: "
-                 f"{'thresholds' if mode == 'threshold' else 'median of the per-image quantile thresholds'})",
-                 fontsize=10)
-    fig.tight_layout()
+    axes[0].set_yticks(range(len(conds) + 1), [c.replace("_", " + ") for c in conds] + ["all candidates"])
+    axes[0].invert_yaxis()
+    fig.suptitle("Chosen distractors (dots; bar = range) against the thresholds (dashed)"
+                 + ("\ndashed: median of the per-image quantile thresholds" if per_image else ""), fontsize=10)
     return fig
 
 
+def _rank_matrix(rdm) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    m = rdm.get_matrices()[0]
+    v = rankdata(rdm.get_vectors()[0]) / rdm.get_vectors().shape[1]
+    out = np.zeros_like(m)
+    out[np.triu_indices(len(m), 1)] = v
+    return out + out.T
+
+
 def reference_rdms(ss):
-    """The saliency and semantic reference RDMs (same image order) and their relation."""
+    """The saliency and semantic reference RDMs (same image order, as ranks) and, below, how
+    the two distances relate over all pairs of images."""
     from scipy.stats import rankdata
 
     sal, sem = ss.reference_rdm("saliency"), ss.reference_rdm("semantic")
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.1))
+    n = len(ss.ids)
+    fig = plt.figure(figsize=(TEXT_WIDTH_IN, 5.6 + 0.05 * n), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.5, 0.75])
+    axes = top.subplots(1, 2)
+    im = None
     for ax, r, name in [(axes[0], sal, "saliency RDM"), (axes[1], sem, "semantic RDM")]:
-        m = r.get_matrices()[0]
-        v = rankdata(r.get_vectors()[0]) / r.get_vectors().shape[1]  # rank-transformed for display
-        mm = np.zeros_like(m)
-        mm[np.triu_indices(len(m), 1)] = v
-        mm = mm + mm.T
-        im = ax.imshow(mm, cmap="viridis")
-        ax.set_title(f"{name} (ranks)", fontsize=10)
-        ax.set_xticks(range(len(ss.ids)))
-        ax.set_yticks(range(len(ss.ids)))
-        ax.set_xticklabels(ss.ids, rotation=90, fontsize=6)
-        ax.set_yticklabels(ss.ids, fontsize=6)
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    axes[2].scatter(rankdata(sem.get_vectors()[0]), rankdata(sal.get_vectors()[0]), s=10, color="0.3")
-    axes[2].set_xlabel("semantic distance (rank)")
-    axes[2].set_ylabel("saliency distance (rank)")
-    axes[2].set_title("pairs of images", fontsize=10)
-    fig.tight_layout()
+        im = ax.imshow(_rank_matrix(r), cmap="viridis", vmin=0, vmax=1)
+        ax.set_title(name)
+        step = max(1, int(np.ceil(n / 22)))
+        ticks = list(range(0, n, step))
+        ax.set_xticks(ticks, [ss.ids[i] for i in ticks], rotation=90, fontsize=9)
+        ax.set_yticks(ticks, [ss.ids[i] for i in ticks] if ax is axes[0] else [], fontsize=9)
+    top.colorbar(im, ax=axes, shrink=0.8, label="dissimilarity (rank, 0–1)")
+    ax = bottom.subplots()
+    ax.scatter(rankdata(sem.get_vectors()[0]), rankdata(sal.get_vectors()[0]), s=10, color="0.3")
+    ax.set_xlabel("semantic distance (rank over pairs)")
+    ax.set_ylabel("saliency distance\n(rank over pairs)")
+    ax.set_title("every pair of images")
     return fig
 
 
@@ -116,9 +140,8 @@ def condition_summary(ss) -> pd.DataFrame:
     """Mean ± SD of semantic distance and saliency change per edited condition."""
     meta = ss.metadata[ss.metadata["condition"] != "Baseline"]
     g = meta.groupby("condition", sort=False)[["sem_distance", "sal_change"]].agg(["mean", "std"])
-    out = pd.DataFrame({
-        "semantic distance": [f"{a:.3f} ± {b:.3f}" for a, b in g["sem_distance"].to_numpy()],
-        "saliency change": [f"{a:.3f} ± {b:.3f}" for a, b in g["sal_change"].to_numpy()],
-    }, index=g.index)
-    out.index.name = "condition"
-    return out
+    return pd.DataFrame({
+        "condition": g.index,
+        "semantic distance (mean ± SD)": [f"{a:.3f} ± {b:.3f}" for a, b in g["sem_distance"].to_numpy()],
+        "saliency change (mean ± SD)": [f"{a:.3f} ± {b:.3f}" for a, b in g["sal_change"].to_numpy()],
+    })
