@@ -96,6 +96,8 @@ SCHEMA: dict[str, Param] = {
     # --- training dynamics (issue 13)
 
     # --- scale-out and architecture (issue 12)
+    "cluster": _p(str, "where heavy steps run: null = in this process, local = a LocalCluster on this machine, "
+                       "or a Dask scheduler address tcp://HOST:8786 (workers must share cache_dir)", nullable=True),
 
     # --- reliability (issue 14)
 

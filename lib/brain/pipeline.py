@@ -189,27 +189,36 @@ def brain_references(bs: BrainSet, params: dict[str, Any], store=None, progress:
     return {"saliency": np.asarray(out["saliency"]), "semantic": np.asarray(out["semantic"])}
 
 
-def brain_roi_rdms(bs: BrainSet, params: dict[str, Any], store=None, progress: bool = True) -> RoiRdms:
+def brain_roi_rdms(bs: BrainSet, params: dict[str, Any], store=None, progress: bool = True,
+                   executor=None) -> RoiRdms:
     from lib.store import store_for
 
     store = store if store is not None else store_for(params)
     inputs = {"set": bs.cache_key, "subjects": list(params["subjects"]), "mode": params["roi_rdm_mode"]}
     out = store.get_or_compute("brain-roi-rdms", VERSION, inputs,
-                               lambda: roi_rdms(bs.data, params["roi_rdm_mode"], progress=progress).to_store())
+                               lambda: roi_rdms(bs.data, params["roi_rdm_mode"], progress=progress,
+                                                executor=executor).to_store())
     return RoiRdms.from_store(out)
 
 
 def model_tables(bs: BrainSet, roi: RoiRdms, refs: dict[str, np.ndarray], params: dict[str, Any], store=None,
-                 progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every model layer x ROI x subject RSA, and each layer's saliency/semantic RSA."""
-    from lib.extract import extract_rdms, release_models
+                 progress: bool = True, executor=None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """Every model layer x ROI x subject RSA, each layer's saliency/semantic RSA, and the
+    weights each model ran with. On a Dask executor the extractions run on the workers first."""
+    from functools import partial
+
+    from lib.extract import ExtractionTask, extract_rdms, precompute, release_models
     from lib.store import store_for
 
     store = store if store is not None else store_for(params)
-    brains, layer_refs = [], []
+    key = f"brain/{bs.cache_key}"
+    precompute([ExtractionTask(m, partial(load_images, list(bs.data.image_paths)), key, tuple(bs.ids))
+                for m in params["models"]], params, store=store, executor=executor)
+    brains, layer_refs, weights = [], [], {}
     for model in params["models"]:
-        rdms = extract_rdms(model, bs.images, images_key=f"brain/{bs.cache_key}", params=params, store=store,
+        rdms = extract_rdms(model, bs.images, images_key=key, params=params, store=store,
                             progress=progress, ids=bs.ids)
+        weights[model] = rdms.descriptors["engine"]["weights"]
         release_models()
         inputs = {"layers": np.ascontiguousarray(rdms.dissimilarities), "set": bs.cache_key,
                   "subjects": list(params["subjects"]), "mode": params["roi_rdm_mode"],
@@ -222,7 +231,7 @@ def model_tables(bs: BrainSet, roi: RoiRdms, refs: dict[str, np.ndarray], params
         out = store.get_or_compute("brain-model-rsa", VERSION, inputs, compute)
         brains.append(out["brain"].assign(model=model))
         layer_refs.append(out["layer_ref"].assign(model=model))
-    return pd.concat(brains, ignore_index=True), pd.concat(layer_refs, ignore_index=True)
+    return pd.concat(brains, ignore_index=True), pd.concat(layer_refs, ignore_index=True), weights
 
 
 @dataclass
@@ -243,19 +252,23 @@ class BrainResults:
     link: pd.DataFrame
     fits: dict
     recovery: pd.DataFrame | None
+    weights: dict[str, str] = field(default_factory=dict)  # model -> weights the engine used
 
 
 def run(params: dict[str, Any], store=None, progress: bool = True) -> BrainResults:
     """The whole brain analysis for a profile."""
     from lib.store import store_for
 
+    from lib.executor import executor_for
+
     store = store if store is not None else store_for(params)
     bs = brain_set(params, store, progress)
     refs = brain_references(bs, params, store, progress)
-    roi = brain_roi_rdms(bs, params, store, progress)
-    nc = noise_ceilings(roi, params["noise_ceiling"])
-    per, summary = reference_rsa(roi, refs, nc)
-    brain, layer_ref = model_tables(bs, roi, refs, params, store, progress)
+    with executor_for(params) as executor:
+        roi = brain_roi_rdms(bs, params, store, progress, executor=executor)
+        nc = noise_ceilings(roi, params["noise_ceiling"])
+        per, summary = reference_rsa(roi, refs, nc)
+        brain, layer_ref, weights = model_tables(bs, roi, refs, params, store, progress, executor=executor)
     lsum = summarise_layers(brain, nc)
     best = best_layers(lsum)
     keys = [c for c in ("model", "layer", "call_index", "depth") if c in brain.columns]
@@ -265,7 +278,7 @@ def run(params: dict[str, Any], store=None, progress: bool = True) -> BrainResul
                                   alpha=params["alpha"], seed=params["seed"])
     recovery = planted_recovery(roi, refs, bs.planted) if bs.planted is not None else None
     return BrainResults(bs, roi, refs, nc, per, summary, brain, lsum, best, layer_ref,
-                        pd.Series(per_layer.to_numpy(), index=layer_ref.index), link, fits, recovery)
+                        pd.Series(per_layer.to_numpy(), index=layer_ref.index), link, fits, recovery, weights)
 
 
 __all__ = ["BrainSet", "BrainResults", "brain_set", "brain_references", "brain_roi_rdms", "model_tables", "run",

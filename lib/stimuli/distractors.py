@@ -150,6 +150,70 @@ CANDIDATE_COLUMNS = ["image_id", "distractor_id", "placement", "edge", "top", "l
                      "sal_change", "sal_little_max", "sal_alot_min", "sal_class"]
 
 
+@dataclass(frozen=True)
+class _SearchInputs:
+    """What every base image's search reads (sent to Dask workers once, not per base)."""
+
+    images: Sequence[np.ndarray]
+    ids: Sequence[str]
+    base_maps: Sequence[np.ndarray]
+    sem: np.ndarray
+    pairs: dict[int, list[int]]
+    params: dict[str, Any]
+    saliency_fn: Callable[[list[np.ndarray]], list[np.ndarray]]
+
+
+def _search_base(i: int, inp: _SearchInputs) -> list[dict[str, Any]]:
+    """Candidate rows of base image ``i`` (one task of :func:`search`)."""
+    images, ids, base_maps, sem, params, saliency_fn = (inp.images, inp.ids, inp.base_maps, inp.sem, inp.params,
+                                                        inp.saliency_fn)
+    seed, n_place = params["seed"], params["n_placements"]
+    lazy = params["selection_mode"] == "threshold"
+    batch = max(1, params.get("saliency_batch_size", 32))
+    js = inp.pairs[i]
+    sim_max, dis_min = semantic_thresholds(params, sem[i, js]) if js else (math.nan, math.nan)
+    cands = []
+    for j in js:
+        sclass = _classify(sem[i, j], sim_max, dis_min, ("similar", "dissimilar"))
+        if not sclass:
+            continue
+        for p in range(n_place):
+            box = paste_box(images[i].shape[:2], images[j].shape[:2], candidate_rng(seed, ids[i], ids[j], p))
+            cands.append((j, p, box, sclass))
+    found: set[str] = set()
+    base_rows: list[dict[str, Any]] = []
+    pos = 0
+    while pos < len(cands):
+        if lazy:
+            needed = {RULES[c][0] for c in EDITED if c not in found}
+            if not needed:
+                break
+            chunk = []
+            while pos < len(cands) and len(chunk) < batch:
+                if cands[pos][3] in needed:
+                    chunk.append(cands[pos])
+                pos += 1
+        else:
+            chunk, pos = cands[pos : pos + batch], pos + batch
+        if not chunk:
+            break
+        edited = [paste(images[i], images[j], box) for j, _, box, _ in chunk]
+        change = saliency_change(base_maps[i], np.stack(saliency_fn(edited)))
+        for (j, p, box, sclass), d in zip(chunk, change):
+            base_rows.append({"image_id": ids[i], "distractor_id": ids[j], "placement": p, "edge": box.edge,
+                              "top": box.top, "left": box.left, "height": box.height, "width": box.width,
+                              "sem_distance": float(sem[i, j]), "sem_similar_max": sim_max,
+                              "sem_dissimilar_min": dis_min, "sem_class": sclass, "sal_change": float(d)})
+            if lazy:
+                sal = _classify(d, params["sal_little_max"], params["sal_alot_min"], ("little", "alot"))
+                found.update(c for c, rule in RULES.items() if rule == (sclass, sal))
+    low, high = _saliency_thresholds(params, np.array([r["sal_change"] for r in base_rows]))
+    for r in base_rows:
+        r.update(sal_little_max=low, sal_alot_min=high,
+                 sal_class=_classify(r["sal_change"], low, high, ("little", "alot")))
+    return base_rows
+
+
 def search(
     images: Sequence[np.ndarray],
     ids: Sequence[str],
@@ -158,70 +222,24 @@ def search(
     params: dict[str, Any],
     saliency_fn: Callable[[list[np.ndarray]], list[np.ndarray]],
     progress: bool = False,
+    executor=None,
 ) -> tuple[pd.DataFrame, Thresholds]:
     """Evaluate candidates; return (candidates table with per-row thresholds and classes,
     summary thresholds: the constants, or in quantile mode the medians over bases).
 
     quantile mode: every semantically eligible candidate gets a saliency map; threshold
     mode: candidates are evaluated in order, in batches, only those that could fill a
-    still-missing condition, and a base stops once all four conditions are found."""
-    seed, n_place = params["seed"], params["n_placements"]
-    sem = cosine_distance_matrix(np.asarray(embeddings))
-    pairs = _pairs(ids, params.get("n_distractors"))
-    lazy = params["selection_mode"] == "threshold"
-    batch = max(1, params.get("saliency_batch_size", 32))
-    rows: list[dict[str, Any]] = []
-    bar = None
-    if progress:
-        from lib.progress import tqdm
+    still-missing condition, and a base stops once all four conditions are found.
+    Each base image is one task of ``executor`` (lib.executor; default this process)."""
+    from lib.executor import InProcessExecutor
 
-        bar = tqdm(total=len(ids), desc="distractor search", unit="base image")
-    for i, js in pairs.items():
-        sim_max, dis_min = semantic_thresholds(params, sem[i, js]) if js else (math.nan, math.nan)
-        cands = []
-        for j in js:
-            sclass = _classify(sem[i, j], sim_max, dis_min, ("similar", "dissimilar"))
-            if not sclass:
-                continue
-            for p in range(n_place):
-                box = paste_box(images[i].shape[:2], images[j].shape[:2], candidate_rng(seed, ids[i], ids[j], p))
-                cands.append((j, p, box, sclass))
-        found: set[str] = set()
-        base_rows: list[dict[str, Any]] = []
-        pos = 0
-        while pos < len(cands):
-            if lazy:
-                needed = {RULES[c][0] for c in EDITED if c not in found}
-                if not needed:
-                    break
-                chunk = []
-                while pos < len(cands) and len(chunk) < batch:
-                    if cands[pos][3] in needed:
-                        chunk.append(cands[pos])
-                    pos += 1
-            else:
-                chunk, pos = cands[pos : pos + batch], pos + batch
-            if not chunk:
-                break
-            edited = [paste(images[i], images[j], box) for j, _, box, _ in chunk]
-            change = saliency_change(base_maps[i], np.stack(saliency_fn(edited)))
-            for (j, p, box, sclass), d in zip(chunk, change):
-                base_rows.append({"image_id": ids[i], "distractor_id": ids[j], "placement": p, "edge": box.edge,
-                                  "top": box.top, "left": box.left, "height": box.height, "width": box.width,
-                                  "sem_distance": float(sem[i, j]), "sem_similar_max": sim_max,
-                                  "sem_dissimilar_min": dis_min, "sem_class": sclass, "sal_change": float(d)})
-                if lazy:
-                    sal = _classify(d, params["sal_little_max"], params["sal_alot_min"], ("little", "alot"))
-                    found.update(c for c, rule in RULES.items() if rule == (sclass, sal))
-        low, high = _saliency_thresholds(params, np.array([r["sal_change"] for r in base_rows]))
-        for r in base_rows:
-            r.update(sal_little_max=low, sal_alot_min=high,
-                     sal_class=_classify(r["sal_change"], low, high, ("little", "alot")))
-        rows.extend(base_rows)
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+    lazy = params["selection_mode"] == "threshold"
+    inputs = _SearchInputs(list(images), list(ids), list(base_maps), cosine_distance_matrix(np.asarray(embeddings)),
+                           _pairs(ids, params.get("n_distractors")), dict(params), saliency_fn)
+    executor = executor if executor is not None else InProcessExecutor()
+    per_base = executor.map(_search_base, range(len(ids)), desc="distractor search", progress=progress,
+                            shared=inputs)
+    rows: list[dict[str, Any]] = [r for base_rows in per_base for r in base_rows]
     cand = pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
     if lazy:
         th = Thresholds("threshold", params["sem_similar_max"], params["sem_dissimilar_min"],

@@ -155,7 +155,10 @@ def _build(params: dict[str, Any], store, progress: bool) -> dict[str, Any]:
     sal = _saliency_fn(params)
     base_maps = sal(images)
     t1 = time.perf_counter()
-    cand, th = search(images, ids, emb, base_maps, params, sal, progress=progress)
+    from lib.executor import executor_for
+
+    with executor_for(params) as executor:  # in process, or one task per base image on Dask
+        cand, th = search(images, ids, emb, base_maps, params, sal, progress=progress, executor=executor)
     t_search = time.perf_counter() - t1
     chosen, dropped = select(cand, ids)
     index = {k: i for i, k in enumerate(ids)}

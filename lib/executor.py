@@ -1,0 +1,147 @@
+"""Where the heavy steps run: in this process (default), or as tasks on a Dask cluster.
+
+Why an executor: distractor search per base image, extraction per (model, condition) and
+ROI RDMs per subject are independent tasks. The steps write each task's map as
+``executor.map(fn, items)``; the default runs it as a plain loop (no Dask import, no
+overhead), a :class:`DaskExecutor` sends the tasks to a ``dask.distributed`` cluster and
+shows one progress bar over all of them. Tasks that produce artifacts write them to the
+shared store (``cache_dir`` must be on a file system every worker sees) and return only
+something small; the client then loads the artifacts.
+
+``params['cluster']``: ``None`` (in process), ``"local"`` (a LocalCluster of worker
+processes on this machine, loopback only) or a scheduler address ``tcp://HOST:8786``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+RETRIES = 1  # a task whose code raised is tried again this often (a killed worker: see ALLOWED_FAILURES)
+ALLOWED_FAILURES = 3  # a task is rescheduled this often when the worker running it dies
+
+
+NOTHING = object()  # "no shared argument" (None is a valid one)
+
+
+class ClusterError(RuntimeError):
+    """A cluster that cannot be reached or started; the message says what to check."""
+
+
+class InProcessExecutor:
+    """Runs every task here, one after another: the default, with no Dask overhead."""
+
+    distributed = False
+
+    def map(self, fn: Callable[..., Any], items: Sequence[Any], *, desc: str = "tasks", progress: bool = False,
+            shared: Any = NOTHING) -> list[Any]:
+        """``[fn(x) for x in items]``, or ``fn(x, shared)`` when ``shared`` is given."""
+        from lib.progress import tqdm
+
+        extra = () if shared is NOTHING else (shared,)
+        return [fn(x, *extra) for x in tqdm(items, desc=desc, disable=not progress, leave=False)]
+
+    def close(self) -> None:
+        pass
+
+
+def _run_logged(fn: Callable[..., Any], item: Any, label: str, shared: Any = NOTHING) -> Any:
+    """Task wrapper on a worker: run it and log to the worker's log (``client.get_worker_logs()``)."""
+    log = logging.getLogger("distributed.worker")
+    t0 = time.perf_counter()
+    log.info("lib: %s started (pid %d)", label, os.getpid())
+    out = fn(item) if shared is NOTHING else fn(item, shared)
+    log.info("lib: %s done in %.1f s", label, time.perf_counter() - t0)
+    return out
+
+
+class DaskExecutor:
+    """Runs tasks on a ``dask.distributed`` cluster; results come back in input order."""
+
+    distributed = True
+
+    def __init__(self, client, cluster=None):
+        self.client = client
+        self._cluster = cluster  # owned (started here) LocalCluster, closed with the executor
+
+    @property
+    def address(self) -> str:
+        return self.client.scheduler.address
+
+    def map(self, fn: Callable[..., Any], items: Sequence[Any], *, desc: str = "tasks", progress: bool = True,
+            shared: Any = NOTHING) -> list[Any]:
+        """Like :meth:`InProcessExecutor.map`; ``shared`` goes to the workers once (scattered),
+        not once per task. One progress bar over the tasks as they complete."""
+        from distributed import as_completed
+
+        from lib.progress import tqdm
+
+        items = list(items)
+        labels = [f"{desc} {i + 1}/{len(items)}" for i in range(len(items))]
+        kwargs = {} if shared is NOTHING else {"shared": self.client.scatter([shared], hash=False)[0]}
+        futures = self.client.map(_run_logged, [fn] * len(items), items, labels, pure=False, retries=RETRIES,
+                                  **kwargs)
+        try:
+            with tqdm(total=len(futures), desc=desc, disable=not progress, leave=False) as bar:
+                for fut in as_completed(futures):
+                    if fut.status == "error":
+                        fut.result()  # raises the task's own error, with its traceback
+                    bar.update(1)
+            return self.client.gather(futures)
+        finally:
+            for fut in futures:
+                fut.release()
+
+    def close(self) -> None:
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def start_local_cluster(n_workers: int | None = None, threads_per_worker: int = 1):
+    """A LocalCluster of worker processes listening on 127.0.0.1 only, without dashboard.
+    One thread per worker: the engine and saliency already use the cores inside a task."""
+    import dask
+    from distributed import LocalCluster
+
+    n = n_workers or max(1, (os.cpu_count() or 2) // threads_per_worker)
+    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+        return LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
+                            host="127.0.0.1", dashboard_address=None)
+
+
+def connect(cluster: str | None) -> InProcessExecutor | DaskExecutor:
+    """An executor for a ``cluster`` setting (see the module docstring); close it when done."""
+    if cluster is None:
+        return InProcessExecutor()
+    try:
+        from distributed import Client
+    except ImportError as err:  # pragma: no cover - distributed is a dependency
+        raise ClusterError("cluster is set but dask.distributed is not installed: pip install distributed") from err
+    if cluster == "local":
+        local = start_local_cluster()
+        return DaskExecutor(Client(local), local)
+    if not cluster.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+        raise ClusterError(f"cluster={cluster!r} is neither null, 'local' nor a scheduler address "
+                           "(e.g. tcp://HOST:8786)")
+    try:
+        return DaskExecutor(Client(cluster, timeout="20s"))
+    except OSError as err:
+        raise ClusterError(f"no Dask scheduler answers at {cluster} ({err}); start one with `dask scheduler` "
+                           "(and workers with `dask worker {cluster}`) or use -p cluster=local") from None
+
+
+@contextmanager
+def executor_for(params: Mapping[str, Any]) -> Iterator[InProcessExecutor | DaskExecutor]:
+    """The executor a profile asks for (``params['cluster']``), closed at the end of the block."""
+    ex = connect(params.get("cluster"))
+    try:
+        yield ex
+    finally:
+        ex.close()
+
+
+__all__ = ["InProcessExecutor", "DaskExecutor", "ClusterError", "connect", "executor_for", "start_local_cluster"]
