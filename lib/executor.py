@@ -113,7 +113,7 @@ def start_local_cluster(n_workers: int | None = None, threads_per_worker: int = 
                             host="127.0.0.1", dashboard_address=None)
 
 
-def connect(cluster: str | None) -> InProcessExecutor | DaskExecutor:
+def connect(cluster: str | None, timeout: str = "20s") -> InProcessExecutor | DaskExecutor:
     """An executor for a ``cluster`` setting (see the module docstring); close it when done."""
     if cluster is None:
         return InProcessExecutor()
@@ -128,7 +128,7 @@ def connect(cluster: str | None) -> InProcessExecutor | DaskExecutor:
         raise ClusterError(f"cluster={cluster!r} is neither null, 'local' nor a scheduler address "
                            "(e.g. tcp://HOST:8786)")
     try:
-        return DaskExecutor(Client(cluster, timeout="20s"))
+        return DaskExecutor(Client(cluster, timeout=timeout))
     except OSError as err:
         raise ClusterError(f"no Dask scheduler answers at {cluster} ({err}); start one with `dask scheduler` "
                            "(and workers with `dask worker {cluster}`) or use -p cluster=local") from None
