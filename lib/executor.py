@@ -144,4 +144,85 @@ def executor_for(params: Mapping[str, Any]) -> Iterator[InProcessExecutor | Dask
         ex.close()
 
 
-__all__ = ["InProcessExecutor", "DaskExecutor", "ClusterError", "connect", "executor_for", "start_local_cluster"]
+COUNTER = "lib-task-counter"
+
+
+def _task_counter():
+    """A scheduler plugin counting lib tasks submitted and finished (one bar over a build).
+    Defined locally so that it travels by value: the scheduler need not import lib."""
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    class TaskCounter(SchedulerPlugin):
+        name = COUNTER
+
+        def __init__(self):
+            self.submitted = 0
+            self.finished = 0
+
+        def transition(self, key, start, finish, *args, **kwargs):
+            if not str(key).startswith("_run_logged-"):  # client.map's keys: function name + token
+                return
+            if start == "released" and finish == "waiting":
+                self.submitted += 1
+            elif finish in ("memory", "erred"):
+                self.finished += 1
+
+    return TaskCounter()
+
+
+@contextmanager
+def serve(cluster: str | None, progress: bool = True, log=print) -> Iterator[str | None]:
+    """A cluster for a whole build: ``"local"`` starts one LocalCluster for every chapter and
+    yields its address (the chapters connect to it through ``params['cluster']``); an address
+    is used as is. While the block runs, one progress bar counts every task the chapters send
+    (unless the scheduler refuses the plugin; the workers' logs show progress anyway)."""
+    if cluster is None:
+        yield None
+        return
+    import threading
+
+    from lib.progress import tqdm
+
+    local = start_local_cluster() if cluster == "local" else None
+    address = local.scheduler_address if local is not None else cluster
+    if local is not None:
+        log(f"cluster: LocalCluster with {len(local.workers)} worker processes at {address}")
+    client = connect(address).client
+    stop = threading.Event()
+    watcher = None
+    try:
+        client.register_plugin(_task_counter())
+    except Exception as err:  # noqa: BLE001 - a remote scheduler without lib installed: no bar
+        log(f"cluster: no build-wide progress bar ({type(err).__name__}: {err})")
+        progress = False
+    if progress:
+        def counts(dask_scheduler=None, name=COUNTER) -> tuple[int, int]:  # local: travels by value
+            plugin = dask_scheduler.plugins.get(name)
+            return (plugin.submitted, plugin.finished) if plugin is not None else (0, 0)
+
+        def watch() -> None:
+            with tqdm(total=0, desc="cluster tasks", unit="task") as bar:
+                while not stop.wait(0.5):
+                    try:
+                        submitted, finished = client.run_on_scheduler(counts)
+                    except Exception:  # noqa: BLE001 - shutting down
+                        return
+                    bar.total = submitted
+                    bar.n = finished
+                    bar.refresh()
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+    try:
+        yield address
+    finally:
+        stop.set()
+        if watcher is not None:
+            watcher.join()
+        client.close()
+        if local is not None:
+            local.close()
+
+
+__all__ = ["InProcessExecutor", "DaskExecutor", "ClusterError", "connect", "executor_for", "serve",
+           "start_local_cluster"]

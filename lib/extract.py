@@ -549,7 +549,8 @@ def extract_many(tasks: Sequence[ExtractionTask], params: Mapping[str, Any], *, 
                                           progress=progress, ids=t.ids, model=holder)
             holder.release()
         return out  # type: ignore[return-value]
-    computed = executor.map(_extract_on_worker, [(t, dict(params), store) for t in tasks], desc="layer RDMs")
+    computed = executor.map(_extract_on_worker, [(t, dict(params), store) for t in tasks], desc="layer RDMs",
+                            progress=progress)
     out = []
     for t, here in zip(tasks, computed):
         rdms = extract_rdms(t.model, t.images, images_key=t.images_key, params=params, store=store,
@@ -559,7 +560,8 @@ def extract_many(tasks: Sequence[ExtractionTask], params: Mapping[str, Any], *, 
     return out
 
 
-def precompute(tasks: Sequence[ExtractionTask], params: Mapping[str, Any], *, store=None, executor=None) -> None:
+def precompute(tasks: Sequence[ExtractionTask], params: Mapping[str, Any], *, store=None, executor=None,
+               progress: bool = True) -> None:
     """Have a Dask executor's workers compute (into the shared store) every task not cached
     yet, so that the caller's later :func:`extract_rdms` calls are cache hits it can load one
     at a time. In process (default) this does nothing: the later calls compute."""
@@ -568,7 +570,8 @@ def precompute(tasks: Sequence[ExtractionTask], params: Mapping[str, Any], *, st
     from lib.store import store_for
 
     store = store if store is not None else store_for(dict(params))
-    executor.map(_extract_on_worker, [(t, dict(params), store) for t in tasks], desc="layer RDMs")
+    executor.map(_extract_on_worker, [(t, dict(params), store) for t in tasks], desc="layer RDMs",
+                 progress=progress)
 
 
 def _device(params: Mapping[str, Any]) -> str:

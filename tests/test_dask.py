@@ -127,6 +127,19 @@ def test_in_process_executor_is_a_plain_loop_and_bad_addresses_are_named():
         connect("tcp://127.0.0.1:9", timeout="2s")
 
 
+def test_build_wide_task_counter_counts_every_task(cluster):
+    from lib.executor import COUNTER, _task_counter
+
+    cluster.client.register_plugin(_task_counter())
+    assert cluster.map(abs, [-1, -2, -3], progress=False) == [1, 2, 3]
+
+    def counts(dask_scheduler=None):
+        p = dask_scheduler.plugins[COUNTER]
+        return p.submitted, p.finished
+
+    assert tuple(cluster.client.run_on_scheduler(counts)) == (3, 3)
+
+
 def test_task_errors_reach_the_caller(cluster):
     def boom(x):
         raise ValueError(f"bad item {x}")

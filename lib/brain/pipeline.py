@@ -213,7 +213,8 @@ def model_tables(bs: BrainSet, roi: RoiRdms, refs: dict[str, np.ndarray], params
     store = store if store is not None else store_for(params)
     key = f"brain/{bs.cache_key}"
     precompute([ExtractionTask(m, partial(load_images, list(bs.data.image_paths)), key, tuple(bs.ids))
-                for m in params["models"]], params, store=store, executor=executor)
+                for m in params["models"]], params, store=store, executor=executor,
+               progress=progress)
     brains, layer_refs, weights = [], [], {}
     for model in params["models"]:
         rdms = extract_rdms(model, bs.images, images_key=key, params=params, store=store,
