@@ -127,6 +127,17 @@ def test_in_process_executor_is_a_plain_loop_and_bad_addresses_are_named():
         connect("tcp://127.0.0.1:9", timeout="2s")
 
 
+def test_default_path_does_not_load_dask():
+    import subprocess
+
+    code = ("import sys; from lib.executor import executor_for\n"
+            "with executor_for({'cluster': None}) as ex: assert ex.map(abs, [-1]) == [1]\n"
+            "print('distributed' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.strip() == "False"
+
+
 def test_build_wide_task_counter_counts_every_task(cluster):
     from lib.executor import COUNTER, _task_counter
 

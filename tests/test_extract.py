@@ -284,14 +284,40 @@ def test_report_shows_only_the_current_run(tiny_params, images):
 
 
 def test_engine_restores_threads_and_rng(tiny_params, images):
-    torch.set_num_threads(2)
-    torch.manual_seed(123)
-    expected = torch.rand(3)
-    torch.manual_seed(123)
-    E.extract_rdms("timm:resnet18", images, images_key="restore", params=dict(tiny_params, layers=r"^layer4\.1\.conv2"),
-                   progress=False)
-    assert torch.get_num_threads() == 2
-    assert torch.equal(torch.rand(3), expected)  # loading a seeded random network did not reseed the caller
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # not 1: the small-n Grams run on one thread and must restore this
+    try:
+        torch.manual_seed(123)
+        expected = torch.rand(3)
+        torch.manual_seed(123)
+        E.extract_rdms("timm:resnet18", images, images_key="restore",
+                       params=dict(tiny_params, layers=r"^layer4\.1\.conv2"), progress=False)
+        assert torch.get_num_threads() == 3
+        assert torch.equal(torch.rand(3), expected)  # loading a seeded random network did not reseed the caller
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_small_gram_runs_on_one_thread_and_equals_float64():
+    seen = []
+    real = torch.Tensor.__matmul__
+
+    def spy(a, b):
+        seen.append(torch.get_num_threads())
+        return real(a, b)
+
+    x = torch.rand(6, 3 * E.GRAM_CHUNK + 5)
+    before = torch.get_num_threads()
+    torch.Tensor.__matmul__ = spy
+    try:
+        with E.torch_threads(2):
+            g = E.gram(x)
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.Tensor.__matmul__ = real
+    assert seen == [1] * 4  # four chunks, each on one thread
+    assert torch.get_num_threads() == before
+    np.testing.assert_allclose(g.numpy(), x.double().numpy() @ x.double().numpy().T, rtol=1e-6)
 
 
 def test_extract_rejects_unknown_model_and_too_few_images(tiny_params, images):
