@@ -27,7 +27,7 @@ ALLOWED_FAILURES = 3  # a task is rescheduled this often when the worker running
 NOTHING = object()  # "no shared argument" (None is a valid one)
 
 
-class ClusterError(RuntimeError):
+class ClusterError(ValueError):
     """A cluster that cannot be reached or started; the message says what to check."""
 
 
@@ -102,7 +102,7 @@ class DaskExecutor:
 
 
 def start_local_cluster(n_workers: int | None = None, threads_per_worker: int = 1):
-    """A LocalCluster of worker processes listening on 127.0.0.1 only, without dashboard.
+    """A LocalCluster of worker processes; it and its HTTP endpoints listen on 127.0.0.1 only.
     One thread per worker: the engine and saliency already use the cores inside a task."""
     import dask
     from distributed import LocalCluster
@@ -110,7 +110,8 @@ def start_local_cluster(n_workers: int | None = None, threads_per_worker: int = 
     n = n_workers or max(1, (os.cpu_count() or 2) // threads_per_worker)
     with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
         return LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
-                            host="127.0.0.1", dashboard_address=None)
+                            host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                            worker_dashboard_address="127.0.0.1:0")
 
 
 def connect(cluster: str | None, timeout: str = "20s") -> InProcessExecutor | DaskExecutor:

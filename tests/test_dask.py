@@ -12,6 +12,7 @@ from pathlib import Path
 import cloudpickle
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 
 from lib import extract as E
@@ -52,6 +53,9 @@ def test_tiny_profile_heavy_steps_identical_on_a_local_cluster(params, cluster):
 
     assert cluster.address.startswith("tcp://127.0.0.1:")
     assert len(cluster.client.scheduler_info()["workers"]) == 2
+    workers = psutil.Process().children(recursive=True)
+    listening = {c.laddr.ip for q in workers for c in q.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+    assert listening == {"127.0.0.1"}  # the workers listen on loopback only, HTTP endpoints included
     remote = _on_cluster(params, cluster, "cluster")
 
     ss = build_stimulus_set(params, progress=False)
@@ -157,3 +161,15 @@ def test_task_errors_reach_the_caller(cluster):
 
     with pytest.raises(ValueError, match="bad item"):
         cluster.map(boom, [1], progress=False)
+
+
+def test_serve_passes_an_address_through_and_cli_names_a_bad_cluster(cluster, capsys):
+    from lib.__main__ import main
+    from lib.executor import serve
+
+    with serve(cluster.address, progress=False) as address:
+        assert address == cluster.address
+    with serve(None) as address:
+        assert address is None
+    assert main(["run", "A1_engine", "--profile", "tiny", "--cluster", "my-cluster"]) == 1
+    assert "cluster='my-cluster' is neither null, 'local' nor a scheduler address" in capsys.readouterr().err
