@@ -101,9 +101,30 @@ def run_path(path: str, profile: str, overrides: dict, workers: int) -> dict:
         out["seconds_total"] = time.perf_counter() - t0
     out["peak_rss_gb"] = meter.peak / 1e9
     out["n_tasks"] = {"distractor search": len(ss.pool_ids), "extraction": len(rdms), "roi": len(bs.data.subjects)}
-    out["checksum"] = float(sum(r.dissimilarities.sum() for r in rdms.values())
-                            + sum(v.sum() for v in roi.vectors.values()))
+    import numpy as np
+
+    arrays = {f"rdm {m} {c}": r.dissimilarities for (m, c), r in rdms.items()}
+    arrays.update({f"roi {k}": v for k, v in roi.vectors.items()})
+    arrays.update({f"image {c} {i}": im for c in ("Baseline", "Semantic_Salient") for i, im in enumerate(ss.images(c))})
+    out["arrays"] = str(Path(cache) / "results.npz")
+    np.savez(out["arrays"], **arrays)
     return out
+
+
+def compare(a: str, b: str) -> str:
+    """Which results differ between the two paths, and by how much."""
+    import numpy as np
+
+    with np.load(a) as x, np.load(b) as y:
+        if sorted(x.files) != sorted(y.files):
+            return "NO (different sets of results)"
+        diffs = {k: float(np.max(np.abs(x[k].astype(float) - y[k].astype(float)))) if x[k].shape == y[k].shape
+                 else float("inf") for k in x.files}
+    bad = {k: v for k, v in diffs.items() if v > 0}
+    if not bad:
+        return f"yes ({len(diffs)} arrays bit-identical)"
+    worst = max(bad, key=bad.get)
+    return f"{len(diffs) - len(bad)} of {len(diffs)} arrays bit-identical; largest difference {bad[worst]:.1e} ({worst})"
 
 
 def main() -> None:
@@ -136,8 +157,8 @@ def main() -> None:
         a, b = results["in-process"], results["dask"]
         print(f"dask/in-process: total {b['seconds_total'] / a['seconds_total']:.2f}x, excluding cluster start "
               f"{(b['seconds_total'] - b['seconds_start']) / a['seconds_total']:.2f}x, peak memory "
-              f"{b['peak_rss_gb'] / a['peak_rss_gb']:.2f}x; tasks {b['n_tasks']}; identical results: "
-              f"{'yes' if a['checksum'] == b['checksum'] else 'NO'}")
+              f"{b['peak_rss_gb'] / a['peak_rss_gb']:.2f}x; tasks {b['n_tasks']}")
+        print(f"identical results: {compare(a['arrays'], b['arrays'])}")
 
 
 if __name__ == "__main__":
