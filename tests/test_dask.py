@@ -66,7 +66,10 @@ def test_tiny_profile_heavy_steps_identical_on_a_local_cluster(params, cluster):
     for cond in ("Baseline", "Semantic_Salient"):
         assert all(np.array_equal(a, b) for a, b in zip(ss_remote.images(cond), ss.images(cond)))
 
-    rdms = E.stimulus_set_rdms(ss, params, progress=False)
+    # Dask starts its workers with OMP_NUM_THREADS=1, and a convolution's float32 sums depend on
+    # the thread count (up to ~1e-7 between 1 and 2 threads): the reference runs on one thread too
+    with E.torch_threads(1):
+        rdms = E.stimulus_set_rdms(ss, params, progress=False)
     rdms_remote = E.stimulus_set_rdms(ss_remote, remote, progress=False, executor=cluster)
     assert list(rdms_remote) == list(rdms) and len(rdms) == 2 * 5
     for key, r in rdms.items():
@@ -110,8 +113,9 @@ def test_worker_killed_mid_task_gives_identical_results(params, cluster, tmp_pat
     got = E.extract_many(tasks, p, store=_store(tmp_path / "cluster"), executor=cluster, progress=False)
     assert (tmp_path / "killed").is_file()  # a worker really died in the task
     assert set(cluster.client.scheduler_info()["workers"]) != workers_before  # ... and was replaced
-    expected = E.extract_many([E.ExtractionTask("timm:resnet18", lambda: images, "kill-test", ids)], p,
-                              store=_store(tmp_path / "local"), progress=False)
+    with E.torch_threads(1):  # as on the workers (see above)
+        expected = E.extract_many([E.ExtractionTask("timm:resnet18", lambda: images, "kill-test", ids)], p,
+                                  store=_store(tmp_path / "local"), progress=False)
     np.testing.assert_array_equal(got[0].dissimilarities, expected[0].dissimilarities)
 
 
