@@ -14,8 +14,16 @@ Phases (ResNet-50, timm, random weights, all ~158 layer calls, synthetic 224x224
             layer's activation copied to NumPy, sklearn cosine distances per layer
   engine_o  the engine at n_orig (side by side with original)
 
+Stability on a busy machine (--stability): the engine at small n (default 12 images, the
+first --stability-layers layers) run --repeats times (default 5) beside a competing
+CPU-bound process that the bench starts (a busy loop) and stops at the end, once with the
+engine's thread policy (Grams of <= GRAM_ONE_THREAD_MAX_N images on one thread) and once
+with the previous one (Grams on all of torch's threads), each in a fresh process. Prints
+the times and max/median of both side by side (target <= 1.5).
+
 Usage: python bench/bench_extract.py [--n 96] [--n-orig 64] [--phases bound,engine,...]
        [--model timm:resnet50] [--device cpu]
+       python bench/bench_extract.py --stability [--n 12] [--repeats 5] [--stability-layers 20]
 """
 
 from __future__ import annotations
@@ -128,6 +136,61 @@ def run_phase(phase: str, model: str, n: int, device: str) -> dict:
     return out
 
 
+def run_stability(policy: str, model: str, n: int, repeats: int, n_layers: int) -> dict:
+    """Seconds of ``repeats`` engine runs (after one warm-up) under a Gram thread policy."""
+    import torch
+
+    from lib import extract as E
+    from lib import models as M
+
+    if policy == "threaded":
+        E.GRAM_ONE_THREAD_MAX_N = 0  # the previous engine: every Gram on all intra-op threads
+    lm = M.load_model(model, weights="random", seed=0)
+    table = lm.layer_table.iloc[:n_layers].reset_index(drop=True)
+    x = lm.preprocess(_images(n))
+    times = []
+    for i in range(repeats + 1):
+        t0 = time.perf_counter()
+        E.compute_grams(lm, x, table, progress=False)
+        if i:
+            times.append(time.perf_counter() - t0)
+    return {"policy": policy, "threads": torch.get_num_threads(), "seconds": times, "layers": len(table),
+            "largest_layer_features": int(table.numel.max())}
+
+
+def stability(args) -> None:
+    import statistics
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # the competing process
+    try:
+        rows = {}
+        for policy in ("threaded", "one-thread"):
+            cmd = [sys.executable, __file__, "--stability-phase", policy, "--model", args.model, "--n", str(args.n),
+                   "--repeats", str(args.repeats), "--stability-layers", str(args.stability_layers)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+            if proc.returncode or not line:
+                print(f"{policy}: failed\n{proc.stderr[-2000:]}")
+                continue
+            rows[policy] = json.loads(line[0][7:])
+    finally:
+        busy.kill()
+        busy.wait()
+    print(f"{args.model}, {args.n} images, first {args.stability_layers} layers, {args.repeats} runs beside a "
+          f"busy-loop process ({os.cpu_count()} cores)")
+    for policy, label in (("threaded", "before (Grams on all threads)"), ("one-thread", "now (small-n Grams on 1 thread)")):
+        if policy not in rows:
+            continue
+        t = rows[policy]["seconds"]
+        med = statistics.median(t)
+        print(f"  {label:34s} threads={rows[policy]['threads']}  times " + " ".join(f"{v:.2f}" for v in t)
+              + f" s  median {med:.2f} s  max/median {max(t) / med:.2f} (target <= 1.5: "
+              + f"{'ok' if max(t) / med <= 1.5 else 'MISSED'})")
+    if len(rows) == 2:
+        a, b = (statistics.median(rows[p]["seconds"]) for p in ("threaded", "one-thread"))
+        print(f"  median before/now = {a / b:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="timm:resnet50")
@@ -137,7 +200,20 @@ def main() -> None:
     ap.add_argument("--phases", default=",".join(PHASES))
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--stability", action="store_true", help="max/median of repeated runs beside a busy process")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--stability-layers", type=int, default=20, help="first layers of the model (keeps it short)")
+    ap.add_argument("--stability-phase", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.stability_phase:
+        print("RESULT " + json.dumps(run_stability(args.stability_phase, args.model, args.n, args.repeats,
+                                                   args.stability_layers)))
+        return
+    if args.stability:
+        if "--n" not in sys.argv:
+            args.n = 12
+        stability(args)
+        return
     if args.phase:
         n = args.n_orig if args.phase in ("original", "engine_o") else args.n
         print("RESULT " + json.dumps(run_phase(args.phase, args.model, n, args.device)))

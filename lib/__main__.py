@@ -4,6 +4,7 @@ Examples::
 
     python -m lib build                          # the demo book -> _build/html/index.html
     python -m lib build --profile tiny -p n_images=6
+    python -m lib build --cluster local            # heavy steps on a Dask LocalCluster
     python -m lib run saliency -p models='["resnet50"]' -p n_images=20
     python -m lib doctor --profile paper
     python -m lib fetch coco-nsd --profile paper
@@ -24,6 +25,12 @@ def _add_profile_args(p: argparse.ArgumentParser) -> None:
                    help="override one parameter; VALUE is YAML (e.g. -p models='[\"resnet50\"]')")
 
 
+def _add_cluster_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", default=None, metavar="local|tcp://HOST:8786",
+                   help="run the heavy steps on Dask: 'local' starts a LocalCluster for the whole run, an "
+                        "address uses a running scheduler (workers must share cache_dir); default: in process")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lib", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -32,11 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="execute every chapter (papermill) and render the book (jupyter-book)")
     _add_profile_args(b)
     b.add_argument("--out", type=Path, default=None, help="build folder (default _build)")
+    _add_cluster_arg(b)
 
     r = sub.add_parser("run", help="execute one chapter and print where the executed notebook is")
     r.add_argument("chapter", help="chapter stem or short name, e.g. 02_saliency or saliency")
     _add_profile_args(r)
     r.add_argument("--out", type=Path, default=None, help="executed notebook path")
+    _add_cluster_arg(r)
 
     d = sub.add_parser("doctor", help="check every input a profile needs and say how to get what is missing")
     _add_profile_args(d)
@@ -52,23 +61,30 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_build(args) -> int:
     from lib.build import BUILD_DIR, build
+    from lib.executor import serve
 
-    build(args.profile, parse_overrides(args.param), out=args.out or BUILD_DIR)
+    overrides = parse_overrides(args.param)
+    with serve(args.cluster) as address:
+        build(args.profile, overrides | ({"cluster": address} if address else {}), out=args.out or BUILD_DIR)
     return 0
 
 
 def _cmd_run(args) -> int:
     from lib.build import BUILD_DIR, execute_chapter, find_chapter, preflight, start_run
+    from lib.executor import serve
 
     overrides = parse_overrides(args.param)
-    params = load_profile(args.profile, overrides)
+    params = load_profile(args.profile, overrides)  # bad parameters fail before a cluster starts
     chapter = find_chapter(args.chapter)
     out = args.out or BUILD_DIR / "runs" / f"{chapter.stem}-{args.profile}.ipynb"
     preflight(params, out.parent)
     run_dir = out.with_suffix(".run")
-    start_run(run_dir, params, overrides)
-    print(f"run: {chapter.stem} with profile {args.profile!r} ...", flush=True)
-    seconds = execute_chapter(chapter, params, out, run_dir)
+    with serve(args.cluster) as address:
+        overrides = overrides | ({"cluster": address} if address else {})
+        params = load_profile(args.profile, overrides)
+        start_run(run_dir, params, overrides)
+        print(f"run: {chapter.stem} with profile {args.profile!r} ...", flush=True)
+        seconds = execute_chapter(chapter, params, out, run_dir)
     print(f"run: done in {seconds:.1f} s -> {out}")
     return 0
 

@@ -153,6 +153,8 @@ SCHEMA: dict[str, Param] = {
     # --- scale-out and architecture (issue 12)
     "references": _p(list, "reference representations to compare layers with (lib.references registry: saliency, "
                            "semantic, clip_text)", item_type=str, min_items=2),
+    "cluster": _p(str, "where heavy steps run: null = in this process, local = a LocalCluster on this machine, "
+                       "or a Dask scheduler address tcp://HOST:8786 (workers must share cache_dir)", nullable=True),
 
     # --- reliability (issue 14)
     "max_image_side": _p(int, "folder images whose longer side exceeds this are downscaled on load "

@@ -15,8 +15,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,8 +29,8 @@ from lib.models import LoadedModel, ModelError, first_tensor, load_model, spec
 
 STEP = "model_rdms"
 DESCRIPTORS = ("model", "layer", "module", "call_index", "depth", "rel_depth", "block", "type")
-REPORTS: list[dict[str, Any]] = []  # one engine report per extract_rdms call in this process
-LAYER_TABLES: dict[str, pd.DataFrame] = {}  # model -> layer table of its latest extraction
+LAYER_DETAILS = ("n_calls", "shape", "numel", "bytes", "batch_axis")  # carried too when the table has them
+REPORT = "engine"  # key of the engine report in an RDMs object's descriptors
 
 
 class ExtractionError(ValueError):
@@ -160,20 +161,41 @@ class _Hooks:
 
 
 GRAM_CHUNK = 1 << 14  # features per float32 matmul; partial Grams are summed in float64
+GRAM_ONE_THREAD_MAX_N = 128  # Grams of at most this many images run on one thread (see gram)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` torch intra-op threads, then restore the process's setting."""
+    before = torch.get_num_threads()
+    if n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def gram(t: torch.Tensor) -> torch.Tensor:
     """X Xᵀ (float64) of an (n, p) float32 matrix: float32 matmuls over feature chunks,
-    summed in float64. Why: one float32 matmul over ~800k features errs by ~5e-6 in cosine
-    distance; chunks of 16k features bring it to ~1e-7 at the same speed (measured)."""
+    summed in float64. Why chunks: one float32 matmul over ~800k features errs by ~5e-6 in
+    cosine distance; chunks of 16k features bring it to ~1e-7 at the same speed (measured).
+    Why one thread for small n on CPU: a (n x 16k)(16k x n) product is memory-bound, so a
+    second thread gains little, and when another process holds a core the threads wait for
+    each other at every chunk: a 12 x 802,816 Gram took 25 ms on one thread and 90-620 ms
+    on two on a busy 2-core machine (bench/bench_extract.py --stability)."""
     p = t.shape[1]
-    if t.dtype == torch.float64 or p <= GRAM_CHUNK:
-        return (t @ t.T).double()
-    acc = torch.zeros((t.shape[0], t.shape[0]), dtype=torch.float64, device=t.device)
-    for s in range(0, p, GRAM_CHUNK):
-        c = t[:, s:s + GRAM_CHUNK]
-        acc += (c @ c.T).double()
-    return acc
+    one_thread = t.device.type == "cpu" and t.shape[0] <= GRAM_ONE_THREAD_MAX_N
+    with torch_threads(1) if one_thread else nullcontext():
+        if t.dtype == torch.float64 or p <= GRAM_CHUNK:
+            return (t @ t.T).double()
+        acc = torch.zeros((t.shape[0], t.shape[0]), dtype=torch.float64, device=t.device)
+        for s in range(0, p, GRAM_CHUNK):
+            c = t[:, s:s + GRAM_CHUNK]
+            acc += (c @ c.T).double()
+        return acc
 
 
 def _prepare(t: torch.Tensor, metric: str) -> torch.Tensor:
@@ -366,63 +388,91 @@ def grams_to_rdms(grams: list[np.ndarray], table: pd.DataFrame, metric: str, mod
     return out
 
 
-def to_rdms(dissimilarities: np.ndarray, table: pd.DataFrame, metric: str,
-            ids: Sequence[str] | None = None) -> rsatoolbox.rdm.RDMs:
-    """rsatoolbox RDMs with the layer table as rdm descriptors."""
+def to_rdms(dissimilarities: np.ndarray, table: pd.DataFrame, metric: str, ids: Sequence[str] | None = None,
+            report: dict[str, Any] | None = None) -> rsatoolbox.rdm.RDMs:
+    """rsatoolbox RDMs carrying what the engine used and measured: the layer table as rdm
+    descriptors (one row per RDM) and the engine report as ``descriptors['engine']``."""
     n = int(round((1 + np.sqrt(1 + 8 * dissimilarities.shape[1])) / 2))
     pattern = {"image_id": list(ids)} if ids is not None else {"index": list(range(n))}
-    desc = {c: table[c].tolist() for c in DESCRIPTORS}
+    desc = {c: table[c].tolist() for c in (*DESCRIPTORS, *[d for d in LAYER_DETAILS if d in table])}
     return rsatoolbox.rdm.RDMs(dissimilarities, dissimilarity_measure=metric, rdm_descriptors=desc,
-                               pattern_descriptors=pattern)
+                               pattern_descriptors=pattern, descriptors={REPORT: dict(report or {})})
 
 
 # ----------------------------------------------------------------------------- public API
 
-_MODEL_CACHE: dict[tuple, LoadedModel] = {}
+
+def load_engine_model(name: str, params: Mapping[str, Any], device: str) -> LoadedModel:
+    """Build a network for extraction without touching the caller's global RNG: the model
+    seeds torch for its random weights, and the state before is restored afterwards."""
+    with torch.random.fork_rng(devices=[] if device == "cpu" else None):
+        return load_model(name, params["weights"], seed=params["seed"], preprocessing=params["preprocessing"],
+                          device=device, params=dict(params), layer_rule=params["layer_rule"])
 
 
-def _model_for(name: str, params: dict[str, Any], device: str) -> LoadedModel:
-    key = (name, params["weights"], params["seed"], params["preprocessing"], device, params["layer_rule"])
-    if key not in _MODEL_CACHE:
-        _MODEL_CACHE.clear()  # hold one network at a time
-        _MODEL_CACHE[key] = load_model(name, params["weights"], seed=params["seed"],
-                                       preprocessing=params["preprocessing"], device=device, params=params,
-                                       layer_rule=params["layer_rule"])
-    return _MODEL_CACHE[key]
+class ModelHolder:
+    """One network loaded on first use and shared by the extractions of that model (so five
+    conditions that all miss the cache build it once, and a full cache hit builds nothing)."""
+
+    def __init__(self, name: str, params: Mapping[str, Any], device: str):
+        self.name, self.params, self.device = name, params, device
+        self._model: LoadedModel | None = None
+
+    def __call__(self) -> LoadedModel:
+        if self._model is None:
+            self._model = load_engine_model(self.name, self.params, self.device)
+        return self._model
+
+    def release(self) -> None:
+        """Drop the network (frees its memory)."""
+        self._model = None
+        _free(self.device)
 
 
 def release_models() -> None:
-    """Drop the held network (frees its memory)."""
-    _MODEL_CACHE.clear()
+    """Free memory left by dropped networks (the engine holds no network between calls)."""
     _free("cuda" if torch.cuda.is_available() else "cpu")
 
 
+class NotInStoreError(RuntimeError):
+    """A worker said it stored an artifact that the client cannot find (no shared store)."""
+
+
 def extract_rdms(model_name: str, images: Sequence[np.ndarray] | Callable[[], Sequence[np.ndarray]], *,
-                 images_key: str, params: dict[str, Any], store=None, progress: bool = True,
-                 ids: Sequence[str] | None = None) -> rsatoolbox.rdm.RDMs:
+                 images_key: str, params: Mapping[str, Any], store=None, progress: bool = True,
+                 ids: Sequence[str] | None = None,
+                 model: LoadedModel | Callable[[], LoadedModel] | None = None,
+                 must_exist: bool = False) -> rsatoolbox.rdm.RDMs:
     """One RDM per layer of ``model_name`` over ``images`` (uint8 HxWx3 arrays, or a callable
     returning them, called only on a cache miss), cached in the artifact store.
 
-    The cache key is :class:`lib.specs.ExtractionSpec` (model, weights identity with the
-    precision the device runs them in, preprocessing, layer set, layer rule, metric,
-    layer-changing environment, code version) plus ``images_key``; batch size and memory
-    budget do not change the result.
+    Returns rsatoolbox RDMs whose rdm descriptors are the layer table and whose
+    ``descriptors['engine']`` is this call's report (weights used and their hash, plan,
+    seconds, peak memory, ``from_cache``); :func:`engine_report` and :func:`layer_table`
+    read them back. ``model``: a loaded network, or a callable giving one on a cache miss
+    (default: built for this call). The cache key is :class:`lib.specs.ExtractionSpec`
+    (model, weights identity with the precision the device runs them in, preprocessing,
+    layer set, layer rule, metric, layer-changing environment, code version) plus
+    ``images_key``; batch size and memory budget do not change the result.
     """
     from lib.config import pick_device
     from lib.store import store_for
 
     spec(model_name)  # unknown names fail before anything else
     check_metric(params["metric"])
-    store = store if store is not None else store_for(params)
+    store = store if store is not None else store_for(dict(params))
     from lib.specs import ExtractionSpec
 
     spec_ = ExtractionSpec.from_params(params, model_name)
     inputs = {"images": images_key}
     device = pick_device(params["device"])
-
     computed = []
 
     def compute() -> dict[str, Any]:
+        if must_exist:
+            raise NotInStoreError(
+                f"a worker computed {model_name} on {images_key} but the artifact is not in {store.root}: the "
+                "client and every Dask worker must share one cache_dir (a shared file system)")
         computed.append(True)
         imgs = images() if callable(images) else images
         if len(imgs) < 3:
@@ -431,7 +481,10 @@ def extract_rdms(model_name: str, images: Sequence[np.ndarray] | Callable[[], Se
                                   "budget_gb": params["memory_budget_gb"]}
         t0 = time.perf_counter()
         with _PeakRSS() as meter:
-            lm = _model_for(model_name, params, device)
+            if isinstance(model, LoadedModel):
+                lm = model
+            else:
+                lm = model() if model is not None else load_engine_model(model_name, params, device)
             t_load = time.perf_counter()
             table = lm.layers(params["layers"])
             x = lm.preprocess(imgs)
@@ -456,35 +509,154 @@ def extract_rdms(model_name: str, images: Sequence[np.ndarray] | Callable[[], Se
     out = spec_.get_or_compute(store, inputs, compute)
     rep = dict(out["report"])
     rep.update(from_cache=not computed, images_key=images_key, layers=params["layers"], metric=params["metric"])
-    REPORTS.append(rep)
-    LAYER_TABLES[model_name] = out["layers"]
-    return to_rdms(out["dissimilarities"], out["layers"], params["metric"], ids)
+    return to_rdms(out["dissimilarities"], out["layers"], params["metric"], ids, rep)
 
 
-def stimulus_set_rdms(ss, params: dict[str, Any], conditions: Sequence[str] | None = None,
-                      progress: bool = True, store=None) -> dict[tuple[str, str], rsatoolbox.rdm.RDMs]:
-    """RDMs of every model in ``params['models']`` for each condition of a StimulusSet."""
+@dataclass(frozen=True)
+class ExtractionTask:
+    """One (model, image set) extraction, as a worker receives it. ``images`` is called only
+    on a cache miss; for a task sent to another process it must load the images there."""
+
+    model: str
+    images: Callable[[], Sequence[np.ndarray]]
+    images_key: str
+    ids: tuple[str, ...] | None = None
+
+
+def _extract_on_worker(job: tuple[ExtractionTask, dict[str, Any], Any]) -> bool:
+    """Worker side of :func:`extract_many`: compute into the shared store; True if computed
+    here (the RDMs stay in the store; only this flag travels back)."""
+    task, params, store = job
+    rdms = extract_rdms(task.model, task.images, images_key=task.images_key, params=params, store=store,
+                        progress=False, ids=task.ids)
+    release_models()
+    return not rdms.descriptors[REPORT]["from_cache"]
+
+
+def extract_many(tasks: Sequence[ExtractionTask], params: Mapping[str, Any], *, store=None, executor=None,
+                 progress: bool = True) -> list[rsatoolbox.rdm.RDMs]:
+    """RDMs of every task, in task order. In process (default): one network at a time,
+    built once for all its tasks. On a Dask executor: one task per worker slot; workers
+    write the artifacts to the shared store and the client loads them."""
+    from lib.store import store_for
+
+    store = store if store is not None else store_for(dict(params))
+    if executor is None or not executor.distributed:
+        out: list[rsatoolbox.rdm.RDMs | None] = [None] * len(tasks)
+        for name in dict.fromkeys(t.model for t in tasks):
+            holder = ModelHolder(name, params, _device(params))
+            for i, t in enumerate(tasks):
+                if t.model == name:
+                    out[i] = extract_rdms(t.model, t.images, images_key=t.images_key, params=params, store=store,
+                                          progress=progress, ids=t.ids, model=holder)
+            holder.release()
+        return out  # type: ignore[return-value]
+    computed = executor.map(_extract_on_worker, [(t, dict(params), store) for t in tasks], desc="layer RDMs",
+                            progress=progress)
+    out = []
+    for t, here in zip(tasks, computed):
+        rdms = extract_rdms(t.model, t.images, images_key=t.images_key, params=params, store=store,
+                            progress=False, ids=t.ids, must_exist=True)
+        rdms.descriptors[REPORT]["from_cache"] = not here
+        out.append(rdms)
+    return out
+
+
+def precompute(tasks: Sequence[ExtractionTask], params: Mapping[str, Any], *, store=None, executor=None,
+               progress: bool = True) -> None:
+    """Have a Dask executor's workers compute (into the shared store) every task not cached
+    yet, so that the caller's later :func:`extract_rdms` calls are cache hits it can load one
+    at a time. In process (default) this does nothing: the later calls compute."""
+    if executor is None or not executor.distributed:
+        return
+    from lib.store import store_for
+
+    store = store if store is not None else store_for(dict(params))
+    executor.map(_extract_on_worker, [(t, dict(params), store) for t in tasks], desc="layer RDMs",
+                 progress=progress)
+
+
+def _device(params: Mapping[str, Any]) -> str:
+    from lib.config import pick_device
+
+    return pick_device(params["device"])
+
+
+@dataclass(frozen=True)
+class StimulusImages:
+    """Images of one condition of the profile's stimulus set, loaded where it is called
+    (a Dask worker rebuilds the set from the shared store: a cache hit)."""
+
+    params: dict[str, Any]
+    condition: str
+    expected_key: str
+    store: Any = None
+
+    def __call__(self) -> list[np.ndarray]:
+        from lib.stimuli import build_stimulus_set
+
+        ss = build_stimulus_set(self.params, store=self.store, progress=False)
+        if ss.cache_key != self.expected_key:
+            raise ExtractionError(f"the stimulus set built from these parameters ({ss.cache_key}) is not the one "
+                                  f"the client passed ({self.expected_key}); on a cluster the stimulus set must "
+                                  "come from build_stimulus_set(params)")
+        return ss.images(self.condition)
+
+
+def stimulus_set_rdms(ss, params: Mapping[str, Any], conditions: Sequence[str] | None = None,
+                      progress: bool = True, store=None,
+                      executor=None) -> dict[tuple[str, str], rsatoolbox.rdm.RDMs]:
+    """RDMs of every model in ``params['models']`` for each condition of a StimulusSet (each
+    carries its engine report and layer table; see :func:`engine_report`)."""
     if conditions is None:
         try:
             from lib.stimuli import CONDITIONS as conditions  # noqa: N811
         except ImportError:
             conditions = ("Baseline", "Control", "Salient", "Semantic", "Semantic_Salient")
-    out = {}
-    for model in params["models"]:
-        for cond in conditions:
-            out[(model, cond)] = extract_rdms(model, lambda c=cond: ss.images(c), images_key=f"{ss.cache_key}/{cond}",
-                                              params=params, store=store, progress=progress, ids=list(ss.ids))
-        release_models()
-    return out
+    keys = [(m, c) for m in params["models"] for c in conditions]
+    shipped = executor is not None and executor.distributed
+
+    def images(cond: str) -> Callable[[], Sequence[np.ndarray]]:
+        if shipped:
+            return StimulusImages(dict(params), cond, ss.cache_key, store)
+        return lambda: ss.images(cond)
+
+    tasks = [ExtractionTask(m, images(c), f"{ss.cache_key}/{c}", tuple(ss.ids)) for m, c in keys]
+    return dict(zip(keys, extract_many(tasks, params, store=store, executor=executor, progress=progress)))
 
 
-def engine_reports() -> pd.DataFrame:
-    """This process's engine reports (one row per extraction; cached ones say so and carry
-    the timing and memory measured when the artifact was computed)."""
-    rep = pd.DataFrame(REPORTS)
+def engine_report(rdms: Mapping[Any, rsatoolbox.rdm.RDMs] | Sequence[rsatoolbox.rdm.RDMs]) -> pd.DataFrame:
+    """One row per extraction, from the engine reports the RDMs carry (cached ones say so and
+    carry the timing and memory measured when the artifact was computed)."""
+    items = rdms.values() if isinstance(rdms, Mapping) else rdms
+    rep = pd.DataFrame([r.descriptors[REPORT] for r in items if REPORT in (r.descriptors or {})])
     if len(rep) and "images_key" in rep:
         rep["condition"] = rep["images_key"].astype(str).str.rsplit("/", n=1).str[-1]
     return rep
+
+
+def weights_used(rdms: Mapping[Any, rsatoolbox.rdm.RDMs] | Sequence[rsatoolbox.rdm.RDMs]) -> dict[str, str]:
+    """Model -> weights the engine actually used ("pretrained" | "random")."""
+    rep = engine_report(rdms)
+    if rep.empty or "weights" not in rep:
+        return {}
+    return rep.groupby("model", sort=False)["weights"].last().to_dict()
+
+
+def layer_table(rdms: rsatoolbox.rdm.RDMs) -> pd.DataFrame:
+    """Layer table (name, call, depth, block, type, per-image shape and size) of extracted
+    RDMs, read from their rdm descriptors."""
+    desc = rdms.rdm_descriptors
+    cols = [c for c in (*DESCRIPTORS, *LAYER_DETAILS) if c in desc]
+    return pd.DataFrame({c: list(desc[c]) for c in cols})
+
+
+def layer_tables(rdms: Mapping[tuple[str, str], rsatoolbox.rdm.RDMs]) -> dict[str, pd.DataFrame]:
+    """Model -> layer table, from a ``stimulus_set_rdms`` result (first condition of each)."""
+    out: dict[str, pd.DataFrame] = {}
+    for (model, _), r in rdms.items():
+        out.setdefault(model, layer_table(r))
+    return out
 
 
 def layer_summary(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -504,14 +676,7 @@ def layer_summary(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def layer_table(model: str) -> pd.DataFrame:
-    """Layer table (name, call, depth, block, type, per-image shape and size) of a model
-    this process extracted; builds the model only when it has not been extracted yet."""
-    if model in LAYER_TABLES:
-        return LAYER_TABLES[model]
-    raise KeyError(f"{model!r} has not been extracted in this process; call extract_rdms or "
-                   f"lib.models.load_model({model!r}).layer_table")
-
-
-__all__ = ["extract_rdms", "stimulus_set_rdms", "compute_grams", "plan_extraction", "grams_to_rdms", "to_rdms",
-           "engine_reports", "layer_table", "layer_summary", "release_models", "ExtractionError", "ModelError"]
+__all__ = ["extract_rdms", "extract_many", "precompute", "stimulus_set_rdms", "ExtractionTask", "StimulusImages",
+           "compute_grams", "plan_extraction", "grams_to_rdms", "to_rdms", "gram", "torch_threads",
+           "engine_report", "weights_used", "layer_table", "layer_tables", "layer_summary", "load_engine_model",
+           "ModelHolder", "release_models", "ExtractionError", "NotInStoreError", "ModelError"]

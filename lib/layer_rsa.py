@@ -64,12 +64,16 @@ def load_inputs(params: dict[str, Any], *, conditions: Sequence[str] | None = No
         stimulus_set = build_stimulus_set(params, progress=progress)
     weights: dict[str, str] = {}
     if rdms is None:
-        from lib.extract import engine_reports, stimulus_set_rdms
+        from lib.executor import executor_for
+        from lib.extract import stimulus_set_rdms
 
-        rdms = stimulus_set_rdms(stimulus_set, params, conditions=conditions, progress=progress)
-        rep = engine_reports()
-        if len(rep) and "weights" in rep:
-            weights = rep.groupby("model")["weights"].last().to_dict()
+        with executor_for(params) as executor:
+            rdms = stimulus_set_rdms(stimulus_set, params, conditions=conditions, progress=progress,
+                                     executor=executor)
+    if rdms:
+        from lib.extract import weights_used
+
+        weights = weights_used(rdms)
     models = sorted({m for m, _ in rdms}, key=lambda m: list(params["models"]).index(m)
                     if m in params["models"] else len(params["models"]))
     if not weights:

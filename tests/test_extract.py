@@ -203,16 +203,19 @@ class FakeStimulusSet:
         return self._imgs[condition]
 
 
+def _report(rdms):
+    return rdms.descriptors[E.REPORT]
+
+
 def test_extract_cache_and_stimulus_set(tiny_params, images):
     params = dict(tiny_params, models=["timm:resnet18"], layers=r"^layer4\.1")
     conds = ("Baseline", "Salient")
     ss = FakeStimulusSet({"Baseline": images, "Salient": images[::-1]}, [f"img{i}" for i in range(N)])
-    E.REPORTS.clear()
     out = E.stimulus_set_rdms(ss, params, conditions=conds, progress=False)
     assert set(out) == {("timm:resnet18", c) for c in conds}
     base = out[("timm:resnet18", "Baseline")]
     assert base.n_rdm == 6 and base.pattern_descriptors["image_id"] == ss.ids
-    for key in ("model", "layer", "call_index", "depth", "rel_depth", "block", "type"):
+    for key in ("model", "layer", "call_index", "depth", "rel_depth", "block", "type", "shape", "bytes"):
         assert len(base.rdm_descriptors[key]) == 6
     assert list(base.rdm_descriptors["layer"]) == ["layer4.1.conv1", "layer4.1.bn1", "layer4.1.act1",
                                                    "layer4.1.conv2", "layer4.1.bn2", "layer4.1.act2"]
@@ -220,30 +223,101 @@ def test_extract_cache_and_stimulus_set(tiny_params, images):
     sal = out[("timm:resnet18", "Salient")]
     assert not np.allclose(base.dissimilarities, sal.dissimilarities)
     np.testing.assert_allclose(np.sort(base.dissimilarities, 1), np.sort(sal.dissimilarities, 1), atol=1e-6)
-    assert [r["from_cache"] for r in E.REPORTS] == [False, False]
+    assert [_report(r)["from_cache"] for r in out.values()] == [False, False]
 
-    # second call: from the cache, identical, images not even loaded
+    # second call: from the cache, identical, images not even loaded, network not built
     ss.calls.clear()
-    again = E.stimulus_set_rdms(ss, params, conditions=conds, progress=False)
-    assert ss.calls == []
+    built = []
+    real_load = E.load_model
+    E.load_model = lambda *a, **k: built.append(a) or real_load(*a, **k)
+    try:
+        again = E.stimulus_set_rdms(ss, params, conditions=conds, progress=False)
+    finally:
+        E.load_model = real_load
+    assert ss.calls == [] and built == []
     np.testing.assert_array_equal(again[("timm:resnet18", "Baseline")].dissimilarities, base.dissimilarities)
-    assert all(r["from_cache"] for r in E.REPORTS[2:])
+    assert all(_report(r)["from_cache"] for r in again.values())
+    # the report of a cached artifact carries what was measured when it was computed
+    assert _report(again[("timm:resnet18", "Baseline")])["seconds_total"] == _report(base)["seconds_total"]
 
     # any key ingredient changes -> recomputed
     for change in ({"metric": "correlation"}, {"layers": r"^layer4\.0"}, {"preprocessing": "native"},
                    {"seed": 1}, {"models": ["torchvision:resnet18"]}):
-        n_before = len(E.REPORTS)
-        E.stimulus_set_rdms(ss, dict(params, **change), conditions=("Baseline",), progress=False)
-        assert E.REPORTS[n_before]["from_cache"] is False, change
+        got = E.stimulus_set_rdms(ss, dict(params, **change), conditions=("Baseline",), progress=False)
+        assert [_report(r)["from_cache"] for r in got.values()] == [False], change
     ss.cache_key = "fake-ss-2"
-    E.stimulus_set_rdms(ss, params, conditions=("Baseline",), progress=False)
-    assert E.REPORTS[-1]["from_cache"] is False
+    got = E.stimulus_set_rdms(ss, params, conditions=("Baseline",), progress=False)
+    assert _report(got[("timm:resnet18", "Baseline")])["from_cache"] is False
     # batch size and memory budget do not change the result: cache hit
-    E.stimulus_set_rdms(ss, dict(params, batch_size=2, memory_budget_gb=0.5), conditions=("Baseline",),
-                        progress=False)
-    assert E.REPORTS[-1]["from_cache"] is True
-    rep = E.engine_reports()
-    assert {"model", "n_images", "seconds_total", "peak_rss_gb", "mode"} <= set(rep.columns)
+    got = E.stimulus_set_rdms(ss, dict(params, batch_size=2, memory_budget_gb=0.5), conditions=("Baseline",),
+                              progress=False)
+    assert _report(got[("timm:resnet18", "Baseline")])["from_cache"] is True
+    rep = E.engine_report(got)
+    assert {"model", "n_images", "seconds_total", "peak_rss_gb", "mode", "condition"} <= set(rep.columns)
+
+
+def test_report_shows_only_the_current_run(tiny_params, images):
+    """Two extractions with different settings in one process (and the engine imported
+    twice): each result's report and layer table describe that run only."""
+    import importlib
+
+    params = dict(tiny_params, models=["timm:resnet18"], layers=r"^layer4\.1\.conv")
+    ss = FakeStimulusSet({"Baseline": images, "Control": images[1:]}, [f"img{i}" for i in range(N)])
+    first = E.stimulus_set_rdms(ss, params, conditions=("Baseline",), progress=False)
+    engine = importlib.reload(E)  # a reused kernel re-importing the engine
+    ss.ids = ss.ids[1:]
+    ss.cache_key = "fake-ss-other"
+    second = engine.stimulus_set_rdms(ss, dict(params, layers=r"^layer3\.0\.conv1$"), conditions=("Control",),
+                                      progress=False)
+    rep = engine.engine_report(second)
+    assert len(rep) == 1 and rep["condition"].tolist() == ["Control"] and rep["n_images"].tolist() == [N - 1]
+    assert rep["layers"].tolist() == [r"^layer3\.0\.conv1$"] and rep["n_layers"].tolist() == [1]
+    tables = engine.layer_tables(second)
+    assert list(tables) == ["timm:resnet18"] and tables["timm:resnet18"]["layer"].tolist() == ["layer3.0.conv1"]
+    # the first run's objects still describe the first run
+    assert E.engine_report(first)["n_layers"].tolist() == [2]
+    assert engine.layer_tables(first)["timm:resnet18"]["layer"].tolist() == ["layer4.1.conv1", "layer4.1.conv2"]
+    # the engine module keeps no results between calls
+    assert not [k for k, v in vars(engine).items()
+                if isinstance(v, (list, dict, pd.DataFrame)) and v and not k.startswith("__")
+                and k not in ("DESCRIPTORS", "LAYER_DETAILS", "__all__")]
+
+
+def test_engine_restores_threads_and_rng(tiny_params, images):
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # not 1: the small-n Grams run on one thread and must restore this
+    try:
+        torch.manual_seed(123)
+        expected = torch.rand(3)
+        torch.manual_seed(123)
+        E.extract_rdms("timm:resnet18", images, images_key="restore",
+                       params=dict(tiny_params, layers=r"^layer4\.1\.conv2"), progress=False)
+        assert torch.get_num_threads() == 3
+        assert torch.equal(torch.rand(3), expected)  # loading a seeded random network did not reseed the caller
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_small_gram_runs_on_one_thread_and_equals_float64():
+    seen = []
+    real = torch.Tensor.__matmul__
+
+    def spy(a, b):
+        seen.append(torch.get_num_threads())
+        return real(a, b)
+
+    x = torch.rand(6, 3 * E.GRAM_CHUNK + 5)
+    before = torch.get_num_threads()
+    torch.Tensor.__matmul__ = spy
+    try:
+        with E.torch_threads(2):
+            g = E.gram(x)
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.Tensor.__matmul__ = real
+    assert seen == [1] * 4  # four chunks, each on one thread
+    assert torch.get_num_threads() == before
+    np.testing.assert_allclose(g.numpy(), x.double().numpy() @ x.double().numpy().T, rtol=1e-6)
 
 
 def test_extract_rejects_unknown_model_and_too_few_images(tiny_params, images):

@@ -227,33 +227,41 @@ def brain_references(bs: BrainSet, params: dict[str, Any], store=None, progress:
     return {k: np.asarray(out[k]) for k in names}
 
 
-def brain_roi_rdms(bs: BrainSet, params: dict[str, Any], store=None, progress: bool = True) -> RoiRdms:
+def brain_roi_rdms(bs: BrainSet, params: dict[str, Any], store=None, progress: bool = True,
+                   executor=None) -> RoiRdms:
     from lib.store import store_for
 
     store = store if store is not None else store_for(params)
     spec = BrainRoiSpec.from_params(params)
     out = spec.get_or_compute(store, {"set": bs.cache_key},
                               lambda: roi_rdms(bs.data, params["roi_rdm_mode"], progress=progress,
-                                               policy=params["roi_policy"]).to_store())
+                                               policy=params["roi_policy"], executor=executor).to_store())
     roi = RoiRdms.from_store(out)
     check_aligned([nsd_image_id(v) for v in roi.nsd_ids], bs.ids, "the ROI RDMs", "the brain image set")
     return roi
 
 
 def model_tables(bs: BrainSet, roi: RoiRdms, refs: dict[str, np.ndarray], params: dict[str, Any], store=None,
-                 progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every model layer x ROI x subject RSA, and each layer's RSA with every reference."""
-    from lib.extract import extract_rdms, release_models
+                 progress: bool = True, executor=None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """Every model layer x ROI x subject RSA, each layer's RSA with every reference, and the
+    weights each model ran with. On a Dask executor the extractions run on the workers first."""
+    from functools import partial
+
+    from lib.extract import ExtractionTask, extract_rdms, precompute, release_models, weights_used
     from lib.store import store_for
 
     store = store if store is not None else store_for(params)
     spec = BrainModelRsaSpec.from_params(params)
     images = bs.image_set(params, store, progress)
     roi_ids = [nsd_image_id(v) for v in roi.nsd_ids]
-    brains, layer_refs = [], []
+    precompute([ExtractionTask(m, partial(load_images, list(bs.data.image_paths)), images.cache_key,
+                               tuple(images.ids)) for m in params["models"]],
+               params, store=store, executor=executor, progress=progress)
+    brains, layer_refs, weights = [], [], {}
     for model in params["models"]:
         rdms = extract_rdms(model, images.images, images_key=images.cache_key, params=params, store=store,
                             progress=progress, ids=images.ids)
+        weights.update(weights_used([rdms]))
         release_models()
         check_aligned(rdm_ids(rdms), roi_ids, f"the layer RDMs of {model}", "the ROI RDMs")
         inputs = {"layers": np.ascontiguousarray(rdms.dissimilarities), "ids": images.ids, "set": bs.cache_key,
@@ -266,7 +274,7 @@ def model_tables(bs: BrainSet, roi: RoiRdms, refs: dict[str, np.ndarray], params
         out = spec.get_or_compute(store, inputs, compute)
         brains.append(out["brain"].assign(model=model))
         layer_refs.append(out["layer_ref"].assign(model=model))
-    return pd.concat(brains, ignore_index=True), pd.concat(layer_refs, ignore_index=True)
+    return pd.concat(brains, ignore_index=True), pd.concat(layer_refs, ignore_index=True), weights
 
 
 @dataclass
@@ -287,19 +295,23 @@ class BrainResults:
     link: pd.DataFrame
     fits: dict
     recovery: pd.DataFrame | None
+    weights: dict[str, str] = field(default_factory=dict)  # model -> weights the engine used
 
 
 def run(params: dict[str, Any], store=None, progress: bool = True) -> BrainResults:
     """The whole brain analysis for a profile."""
     from lib.store import store_for
 
+    from lib.executor import executor_for
+
     store = store if store is not None else store_for(params)
     bs = brain_set(params, store, progress)
     refs = brain_references(bs, params, store, progress)
-    roi = brain_roi_rdms(bs, params, store, progress)
-    nc = noise_ceilings(roi, params["noise_ceiling"])
-    per, summary = reference_rsa(roi, refs, nc)
-    brain, layer_ref = model_tables(bs, roi, refs, params, store, progress)
+    with executor_for(params) as executor:
+        roi = brain_roi_rdms(bs, params, store, progress, executor=executor)
+        nc = noise_ceilings(roi, params["noise_ceiling"])
+        per, summary = reference_rsa(roi, refs, nc)
+        brain, layer_ref, weights = model_tables(bs, roi, refs, params, store, progress, executor=executor)
     lsum = summarise_layers(brain, nc)
     best = best_layers(lsum)
     keys = [c for c in ("model", "layer", "call_index", "depth") if c in brain.columns]
@@ -309,7 +321,7 @@ def run(params: dict[str, Any], store=None, progress: bool = True) -> BrainResul
                                   alpha=params["alpha"], seed=params["seed"])
     recovery = planted_recovery(roi, refs, bs.planted) if bs.planted is not None else None
     return BrainResults(bs, roi, refs, nc, per, summary, brain, lsum, best, layer_ref,
-                        pd.Series(per_layer.to_numpy(), index=layer_ref.index), link, fits, recovery)
+                        pd.Series(per_layer.to_numpy(), index=layer_ref.index), link, fits, recovery, weights)
 
 
 __all__ = ["BrainSet", "BrainResults", "brain_set", "brain_references", "brain_roi_rdms", "model_tables", "run",

@@ -32,15 +32,12 @@ def source_box(r: BrainResults, params: dict[str, Any]):
         subjects=r.bs.data.subject_ids)
 
 
-def weights_box(params: dict[str, Any]):
-    """Warning when any network ran with random weights (from the engine's reports)."""
+def weights_box(params: dict[str, Any], weights: dict[str, str]):
+    """Warning when any network ran with random weights (``weights``: model -> weights the
+    engine used, e.g. ``BrainResults.weights``)."""
     from lib import provenance
-    from lib.extract import engine_reports
 
-    rep = engine_reports()
-    if rep.empty or "weights" not in rep:
-        return None
-    random = sorted(set(rep.loc[rep.weights == "random", "model"]))
+    random = sorted(m for m, w in weights.items() if w == "random")
     if not random:
         return None
     return provenance.warn(params, "random_weights",

@@ -110,20 +110,51 @@ def _roi_grams(subject, hemi: str, wanted: set[tuple[str, str]]) -> dict[tuple[s
     return grams
 
 
+def _subject_vectors(s, shared: tuple[list[tuple[str, str]], str]) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """One subject's ROI RDM vectors (ROI order) and notes: one task of :func:`roi_rdms`."""
+    order, mode = shared
+    known = set(s.roi_names())
+    wanted = known | {(ALL_VERTICES, ALL_VERTICES)}
+    grams = {h: _roi_grams(s, h, wanted) for h in HEMIS}
+    vectors: dict[str, np.ndarray] = {}
+    notes: list[dict] = []
+    for family, roi in order:
+        if family != ALL_VERTICES and (family, roi) not in known:
+            notes.append(dict(roi=roi, family=family, subject=s.subject, status="skipped",
+                              detail="ROI not in this subject's mapping file"))
+            continue
+        present = [h for h in HEMIS if (family, roi) in grams[h]]
+        if not present:
+            notes.append(dict(roi=roi, family=family, subject=s.subject, status="skipped",
+                              detail="no vertices in either hemisphere"))
+            continue
+        if len(present) == 1:
+            count = s.roi_vertices(family, roi, present[0]).size
+            notes.append(dict(roi=roi, family=family, subject=s.subject, status="one hemisphere",
+                              detail=f"only {present[0]} has vertices ({count}); its RDM is used alone"))
+        what = f"subject {s.subject}, ROI {roi}"
+        if mode == "mean":
+            vectors[roi] = np.mean([_cosine_vector(grams[h][(family, roi)], f"{what} ({h})") for h in present], axis=0)
+        else:
+            vectors[roi] = _cosine_vector(sum(grams[h][(family, roi)] for h in present), what)
+    return vectors, notes
+
+
 def roi_rdms(data: BrainData, mode: str = "mean", progress: bool = False,
-             policy: str = "per_hemisphere") -> RoiRdms:
+             policy: str = "per_hemisphere", executor=None) -> RoiRdms:
     """Cosine RDM of every ROI (file order, then "All vertices") for every subject.
 
     ``mode="mean"``: RDM per hemisphere, averaged over the two (the paper);
     ``mode="concat"``: one RDM over the vertices of both hemispheres together.
     ``policy``: ``per_hemisphere`` keeps an ROI wherever one hemisphere has vertices;
     ``original`` drops an ROI that any subject lacks in either hemisphere.
+    ``executor``: where the per-subject tasks run (lib.executor; default this process).
     """
     if mode not in MODES:
         raise ValueError(f"roi_rdm_mode must be one of {list(MODES)}, got {mode!r}")
     if policy not in POLICIES:
         raise ValueError(f"roi_policy must be one of {list(POLICIES)}, got {policy!r}")
-    from lib.progress import tqdm
+    from lib.executor import InProcessExecutor
 
     order: list[tuple[str, str]] = []
     for s in data.subjects:
@@ -135,32 +166,14 @@ def roi_rdms(data: BrainData, mode: str = "mean", progress: bool = False,
     vectors: dict[str, list[np.ndarray]] = {roi: [] for _, roi in order}
     subjects: dict[str, list[int]] = {roi: [] for _, roi in order}
     notes: list[dict] = []
-    for s in tqdm(data.subjects, desc="ROI RDMs", disable=not progress):
-        known = set(s.roi_names())
-        wanted = known | {(ALL_VERTICES, ALL_VERTICES)}
-        grams = {h: _roi_grams(s, h, wanted) for h in HEMIS}
-        for family, roi in order:
-            if family != ALL_VERTICES and (family, roi) not in known:
-                notes.append(dict(roi=roi, family=family, subject=s.subject, status="skipped",
-                                  detail="ROI not in this subject's mapping file"))
-                continue
-            present = [h for h in HEMIS if (family, roi) in grams[h]]
-            if not present:
-                notes.append(dict(roi=roi, family=family, subject=s.subject, status="skipped",
-                                  detail="no vertices in either hemisphere"))
-                continue
-            if len(present) == 1:
-                count = s.roi_vertices(family, roi, present[0]).size
-                notes.append(dict(roi=roi, family=family, subject=s.subject, status="one hemisphere",
-                                  detail=f"only {present[0]} has vertices ({count}); its RDM is used alone"))
-            what = f"subject {s.subject}, ROI {roi}"
-            if mode == "mean":
-                vec = np.mean([_cosine_vector(grams[h][(family, roi)], f"{what} ({h})") for h in present], axis=0)
-            else:
-                vec = _cosine_vector(sum(grams[h][(family, roi)] for h in present), what)
+    executor = executor if executor is not None else InProcessExecutor()
+    per_subject = executor.map(_subject_vectors, data.subjects, desc="ROI RDMs", progress=progress,
+                               shared=(order, mode))
+    for s, (vecs, subject_notes) in zip(data.subjects, per_subject):
+        notes.extend(subject_notes)
+        for roi, vec in vecs.items():
             vectors[roi].append(vec)
             subjects[roi].append(s.subject)
-        del grams
     rows, kept = [], {}
     incomplete = {}  # roi -> subjects lacking it in a hemisphere (the original policy's drop rule)
     for n in notes:

@@ -28,6 +28,7 @@ artifact store, so an interrupted search resumes where it stopped.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import zlib
@@ -399,6 +400,12 @@ def _cached(store, base: BaseImage, pool: DistractorPool, params: dict[str, Any]
     return store.get_or_compute(STEP, spec.version(), inputs, lambda: {"candidates": compute()})["candidates"]
 
 
+def _search_cached(base: BaseImage, shared: tuple) -> pd.DataFrame:
+    """One base image's search through the store (one task of :func:`search`; picklable)."""
+    store, pool, params, saliency_fn, cuts = shared
+    return _cached(store, base, pool, params, cuts, lambda: search_one_base(base, pool, params, saliency_fn, cuts))
+
+
 def map_bases(fn: Callable[[BaseImage], pd.DataFrame], bases: Sequence[BaseImage], workers: int | None,
               progress: bool = False) -> list[pd.DataFrame]:
     """``fn`` over the base images, in a thread pool of ``workers`` (None = all cores); results
@@ -462,13 +469,16 @@ def search(
     pool: DistractorPool | None = None,
     store=None,
     source_saliency_fn: Callable | None = None,
+    executor=None,
 ) -> tuple[pd.DataFrame, Thresholds]:
     """Evaluate candidates; return (candidates table with per-row thresholds and classes,
     summary thresholds: the constants, or in quantile mode the medians over bases).
 
     ``pool``: the candidate distractors (default: the other base images). ``store``: cache each
     base's result (resumable). ``source_saliency_fn``: maps in the thresholds' colour order,
-    needed when ``saliency_threshold_transfer=quantile`` carries the thresholds over."""
+    needed when ``saliency_threshold_transfer=quantile`` carries the thresholds over.
+    ``executor``: a Dask executor (lib.executor) runs one task per base image; otherwise a
+    thread pool of ``search_workers`` does."""
     check_threshold_space(params)
     pool = pool if pool is not None else pool_of_bases(images, ids, embeddings)
     emb = np.asarray(embeddings)
@@ -480,9 +490,12 @@ def search(
             raise ValueError("saliency_threshold_transfer=quantile needs maps in the thresholds' colour order "
                              "(source_saliency_fn)")
         cuts = calibrate_transfer(bases, pool, params, saliency_fn, source_saliency_fn)
-    frames = map_bases(lambda b: _cached(store, b, pool, params, cuts,
-                                         lambda: search_one_base(b, pool, params, saliency_fn, cuts)),
-                       bases, params.get("search_workers", 1), progress)
+    shared = (store, pool, dict(params), saliency_fn, cuts)
+    if executor is not None and executor.distributed:  # one task per base image on Dask
+        frames = executor.map(_search_cached, bases, desc="distractor search", progress=progress, shared=shared)
+    else:
+        frames = map_bases(functools.partial(_search_cached, shared=shared), bases,
+                           params.get("search_workers", 1), progress)
     frames = [f for f in frames if len(f)]
     cand = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CANDIDATE_COLUMNS)
     if lazy:

@@ -182,8 +182,11 @@ def _build(params: dict[str, Any], store, progress: bool) -> dict[str, Any]:
     t1 = time.perf_counter()
     pool = distractor_pool(params, items, emb, store)
     source_sal = _saliency_fn({**params, "swap_rb": params.get("thresholds_swap_rb", params["swap_rb"])})
-    cand, th = search(images, ids, emb, base_maps, params, sal, progress=progress, pool=pool, store=store,
-                      source_saliency_fn=source_sal)
+    from lib.executor import executor_for
+
+    with executor_for(params) as executor:  # in process, or one task per base image on Dask
+        cand, th = search(images, ids, emb, base_maps, params, sal, progress=progress, pool=pool, store=store,
+                          source_saliency_fn=source_sal, executor=executor)
     t_search = time.perf_counter() - t1
     chosen, dropped = select(cand, ids, params.get("max_distractor_reuse"))
     index = {k: i for i, k in enumerate(ids)}
