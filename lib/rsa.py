@@ -6,8 +6,13 @@ one matrix product. Statistics (permutation, stimulus bootstrap, FDR) live in
 :mod:`lib.inference`; this module turns rsatoolbox ``RDMs`` into tidy tables:
 
     model, layer, depth, rel_depth, block, type, condition, reference,
-    rho, ci_low, ci_high, p, q, n_stimuli, reason
+    rho, ci_low, ci_high, p, q, n_stimuli, reason, p_floor, n_permutations, duplicate_of
 
+``p_floor`` is the smallest p the test could give (permutations: 1/(P+1), where P grows
+with the number of layers so one layer can pass the FDR threshold; bootstrap: 2/(B+1)).
+``duplicate_of`` names the earlier layer whose RDM this layer's equals exactly (Dropout
+at eval, Identity); such a layer is one test with its original: it is left out of the FDR
+family, gets its original's q, and summaries count it once.
 ``reason`` is empty when ``rho`` is a number and says why when it is NaN (a constant RDM
 has no ranks to correlate) -- a NaN is never silent.
 """
@@ -29,10 +34,11 @@ CONDITIONS = ("Baseline", "Control", "Salient", "Semantic", "Semantic_Salient")
 LAYER_COLUMNS = ("model", "layer", "depth", "rel_depth", "block", "type")
 TABLE_COLUMNS = LAYER_COLUMNS + (
     "condition", "reference", "rho", "ci_low", "ci_high", "p", "q", "n_stimuli", "reason",
+    "p_floor", "n_permutations", "duplicate_of",
 )
 CONSTANT_LAYER = "constant layer RDM (zero variance): Spearman undefined"
 CONSTANT_REFERENCE = "constant reference RDM (zero variance): Spearman undefined"
-RSA_VERSION = "rsa-1"
+RSA_VERSION = "rsa-2"  # 2: adaptive permutations, duplicates, Freedman–Lane partial RSA
 
 
 class RSAInputError(ValueError):
@@ -159,11 +165,25 @@ def _reasons(layer_z: np.ndarray, ref_ok: bool) -> np.ndarray:
 
 
 def _family_fdr(df: pd.DataFrame, by: Sequence[str]) -> pd.Series:
-    """BH q-values within each family (all layers of one model/condition/reference)."""
+    """BH q-values within each family (all layers of one model/condition/reference), each
+    distinct RDM counted once (see ``duplicate_of``)."""
     q = pd.Series(np.nan, index=df.index)
     for _, idx in df.groupby(list(by), sort=False).groups.items():
-        q.loc[idx] = inf.fdr_bh(df.loc[idx, "p"].to_numpy())
+        dup = df.loc[idx, "duplicate_of"].to_numpy() if "duplicate_of" in df else np.full(len(idx), "")
+        q.loc[idx] = inf.fdr_bh_once(df.loc[idx, "p"].to_numpy(), dup)
     return q
+
+
+def _duplicates(rdms: rsatoolbox.rdm.RDMs) -> np.ndarray:
+    return inf.duplicate_of(rdms.get_vectors(), _layer_frame(rdms)["layer"].tolist())
+
+
+def _n_perm(n_permutations: int, duplicate: np.ndarray, alpha: float) -> int:
+    """Permutations for a family of the distinct layers: at least the profile's, and enough
+    for one layer to pass BH at ``alpha``."""
+    if not n_permutations:
+        return 0
+    return inf.n_permutations_for(int((duplicate == "").sum()), alpha, n_permutations)
 
 
 def _cached(store, step: str, inputs: dict, compute) -> pd.DataFrame:
@@ -182,10 +202,11 @@ def _check_against_references(layer_rdms: rsatoolbox.rdm.RDMs, refs: Mapping[str
         check_same_stimuli(layer_rdms, ref, f"layer RDMs of {_label(layer_rdms, 'the model')}", f"reference {name!r}")
 
 
-def _layer_table_inputs(layer_rdms, refs, condition, n_permutations, n_bootstrap, level, seed) -> dict:
+def _layer_table_inputs(layer_rdms, refs, condition, n_permutations, n_bootstrap, level, seed, alpha) -> dict:
     """Cache-key ingredients of a per-layer table (RSA or partial RSA)."""
     return {"layers": _rdm_ingredient(layer_rdms), "refs": {k: _rdm_ingredient(v) for k, v in refs.items()},
-            "condition": condition, "n_perm": n_permutations, "n_boot": n_bootstrap, "level": level, "seed": seed}
+            "condition": condition, "n_perm": n_permutations, "n_boot": n_bootstrap, "level": level, "seed": seed,
+            "alpha": alpha}
 
 
 # ----------------------------------------------------------------------------- RSA table
@@ -198,15 +219,17 @@ def rsa_table(
     n_bootstrap: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    alpha: float = 0.05,
     store=None,
     progress: bool = False,
 ) -> pd.DataFrame:
     """Spearman RSA of every layer with every reference, with inference.
 
-    p: permutation test relabelling the stimuli of the reference (two-sided);
-    ci_low/ci_high: percentile bootstrap over stimuli; q: Benjamini–Hochberg across the
-    layers of the model, per reference. Same seed -> same permutations and resamples,
-    so tables of different models/conditions are paired.
+    p: permutation test relabelling the stimuli of the reference (two-sided), with
+    ``max(n_permutations, m/alpha - 1)`` permutations for m distinct layers (so the p floor
+    can pass BH); ci_low/ci_high: percentile bootstrap over stimuli; q: Benjamini–Hochberg
+    across the distinct layers of the model, per reference. Same seed -> same
+    permutations and resamples, so tables of different models/conditions are paired.
     """
     check_condition(condition)
     refs = _references(references)
@@ -217,7 +240,9 @@ def rsa_table(
         n = layer_rdms.n_cond
         layer_z = inf.zscored_ranks(layers)
         base = _layer_frame(layer_rdms)
-        perms = inf.permutations(n, n_permutations, seed) if n_permutations else None
+        dup = inf.duplicate_of(layers, base["layer"].tolist())
+        n_perm = _n_perm(n_permutations, dup, alpha)
+        perms = inf.permutations(n, n_perm, seed) if n_perm else None
         counts = inf.bootstrap_counts(n, n_bootstrap, seed + 1) if n_bootstrap else None
         ref_vecs = np.vstack([r.get_vectors() for r in refs.values()])
         ref_z = inf.zscored_ranks(ref_vecs)
@@ -236,18 +261,21 @@ def rsa_table(
             else:
                 df["ci_low"] = df["ci_high"] = np.nan
             if perms is not None and not np.isnan(ref_z[j]).any():
-                null = inf.permutation_null(layer_z, ref_z[j], perms)
+                null = inf.permutation_null(layer_z.astype(np.float32), ref_z[j], perms)
                 df["p"] = inf.permutation_pvalues(rho[:, j], null)
             else:
                 df["p"] = np.nan
             df["n_stimuli"] = n
             df["reason"] = _reasons(layer_z, not np.isnan(ref_z[j]).any())
+            df["p_floor"] = inf.p_floor(n_perm) if n_perm else np.nan
+            df["n_permutations"] = n_perm
+            df["duplicate_of"] = dup
             frames.append(df)
         out = pd.concat(frames, ignore_index=True)
         out["q"] = _family_fdr(out, ["model", "condition", "reference"])
         return out[list(TABLE_COLUMNS)]
 
-    inputs = _layer_table_inputs(layer_rdms, refs, condition, n_permutations, n_bootstrap, level, seed)
+    inputs = _layer_table_inputs(layer_rdms, refs, condition, n_permutations, n_bootstrap, level, seed, alpha)
     return _cached(store, "rsa_table", inputs, compute)
 
 
@@ -293,15 +321,18 @@ def delta_rsa(
         base_vecs = base_rdms.get_vectors()
         rho_base = spearman_matrix(base_vecs, ref_vecs)
         boot_base = inf.bootstrap_spearman(base_vecs, ref_vecs, counts) if n_bootstrap else None
-        base_bad = np.isnan(inf.zscored_ranks(base_vecs)).any(axis=1)
-        ref_bad = np.isnan(inf.zscored_ranks(ref_vecs)).any(axis=1)
+        base_bad = inf.constant_rows(base_vecs)
+        ref_bad = inf.constant_rows(ref_vecs)
+        base_names = _layer_frame(base_rdms)["layer"].tolist()
         frames = []
         for cond, rd in condition_rdms.items():
             if cond == baseline:
                 continue
             vecs = rd.get_vectors()
             rho_c = spearman_matrix(vecs, ref_vecs)
-            cond_bad = np.isnan(inf.zscored_ranks(vecs)).any(axis=1)
+            cond_bad = inf.constant_rows(vecs)
+            # a layer is a duplicate for ΔRSA when it repeats its predecessor in both conditions
+            dup = inf.duplicate_of(np.hstack([vecs, base_vecs]), base_names)
             boot = inf.bootstrap_spearman(vecs, ref_vecs, counts, progress=progress, desc=f"bootstrap {cond}") if n_bootstrap else None
             for j, name in enumerate(refs):
                 df = _layer_frame(base_rdms)
@@ -322,6 +353,9 @@ def delta_rsa(
                     reason[:] = CONSTANT_REFERENCE
                 df["reason"] = reason
                 df["n_stimuli"] = n
+                df["p_floor"] = 2.0 / (n_bootstrap + 1.0) if n_bootstrap else np.nan
+                df["n_permutations"] = 0
+                df["duplicate_of"] = dup
                 frames.append(df)
         if not frames:
             raise RSAInputError(f"ΔRSA needs at least one condition besides {baseline}; got {list(condition_rdms)}")
@@ -345,17 +379,22 @@ def partial_rsa(
     n_bootstrap: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    alpha: float = 0.05,
     store=None,
     progress: bool = False,
 ) -> pd.DataFrame:
     """Unique RSA: partial Spearman of each layer with one reference controlling for the
     other (exactly two references, e.g. saliency and semantic).
 
-    Partial Spearman = first-order partial correlation of the ranks. p: partial Mantel
-    test (Smouse, Long & Sokal 1986): the target reference's stimulus labels are permuted,
-    layer and control kept, and the partial correlation recomputed; CIs: stimulus
-    bootstrap (weighted ranks, as in :func:`rsa_table`). ``reference`` is the target and
-    ``control`` the reference partialled out.
+    Partial Spearman = first-order partial correlation of the ranks. p: Freedman–Lane
+    residual permutation on ranks (:func:`lib.inference.freedman_lane_null`): the control
+    is regressed out of the target, the stimuli of that residual RDM are relabelled, and
+    the partial correlation is recomputed. Why not the partial Mantel test of Smouse,
+    Long & Sokal (1986), which relabels the raw target: a relabelled target shares nothing
+    with the control any more, so its null ignores that the references are correlated
+    (they are: rho ~ -0.27 in the demo). Permutations adapt to the number of layers as in
+    :func:`rsa_table`. CIs: stimulus bootstrap (weighted ranks). ``reference`` is the
+    target and ``control`` the reference partialled out.
     """
     check_condition(condition)
     refs = _references(references)
@@ -376,7 +415,10 @@ def partial_rsa(
         if n_bootstrap:
             b_lr = inf.bootstrap_spearman(layers, ref_vecs, counts, progress=progress, desc="bootstrap partial")
             b_rr = inf.bootstrap_spearman(ref_vecs[:1], ref_vecs[1:], counts)[:, 0, 0]
-        perms = inf.permutations(n, n_permutations, seed) if n_permutations else None
+        dup = inf.duplicate_of(layers, _layer_frame(layer_rdms)["layer"].tolist())
+        n_perm = _n_perm(n_permutations, dup, alpha)
+        perms = inf.permutations(n, n_perm, seed) if n_perm else None
+        lz32 = lz.astype(np.float32)
         bad_layer = np.isnan(lz).any(axis=1)
         bad_ref = np.isnan(rz).any(axis=1)
         frames = []
@@ -401,21 +443,22 @@ def partial_rsa(
                 df["ci_low"], df["ci_high"] = inf.percentile_ci(d, level)
             else:
                 df["ci_low"] = df["ci_high"] = np.nan
-            if perms is not None and not bad_ref.any():
-                r_xy = inf.permutation_null(lz, rz[t], perms)  # (k, P)
-                r_zy = inf.permutation_null(rz[c : c + 1], rz[t], perms)[0]  # (P,)
-                null = inf.partial_from_corr(r_xy, r_lr[:, c : c + 1], r_zy[None, :])
+            if perms is not None and not bad_ref.any() and abs(r_rr) <= 1 - 1e-12:
+                null = inf.freedman_lane_null(lz32, rz[t], rz[c], perms)
                 df["p"] = inf.permutation_pvalues(rho, null)
             else:
                 df["p"] = np.nan
             df["n_stimuli"] = n
             df["reason"] = reason
+            df["p_floor"] = inf.p_floor(n_perm) if n_perm else np.nan
+            df["n_permutations"] = n_perm
+            df["duplicate_of"] = dup
             frames.append(df)
         out = pd.concat(frames, ignore_index=True)
         out["q"] = _family_fdr(out, ["model", "condition", "reference"])
         return out[list(TABLE_COLUMNS) + ["control", "rho_zero_order"]]
 
-    inputs = _layer_table_inputs(layer_rdms, refs, condition, n_permutations, n_bootstrap, level, seed)
+    inputs = _layer_table_inputs(layer_rdms, refs, condition, n_permutations, n_bootstrap, level, seed, alpha)
     return _cached(store, "partial_rsa", inputs, compute)
 
 
@@ -521,10 +564,33 @@ def contrast(
 
 
 # ----------------------------------------------------------------------------- summaries
+def distinct_layers(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of layers whose RDM is not an exact repeat of the previous layer's (each
+    distinct RDM counted once in summaries); tables without ``duplicate_of`` pass whole."""
+    if "duplicate_of" not in table.columns:
+        return table
+    return table[table["duplicate_of"].fillna("") == ""]
+
+
+def duplicate_note(table: pd.DataFrame) -> str:
+    """One line listing the layers that repeat an earlier layer's RDM (once per model)."""
+    if "duplicate_of" not in table.columns:
+        return ""
+    d = table[table["duplicate_of"].fillna("") != ""].drop_duplicates(["model", "layer"])
+    if d.empty:
+        return ""
+    per = d.groupby("model", sort=False).apply(
+        lambda g: f"{g.name}: " + ", ".join(f"{a} = {b}" for a, b in zip(g["layer"], g["duplicate_of"])),
+        include_groups=False)
+    return ("Layers whose RDM equals the previous layer's exactly (one test, counted once): "
+            + "; ".join(per) + ".")
+
+
 def block_summary(table: pd.DataFrame, value: str = "rho", alpha: float = 0.05) -> pd.DataFrame:
     """Mean ± SEM of ``value`` over the layers in each block (the paper's per-block view);
     ``n_significant`` counts layers with q < ``alpha``."""
     keys = [c for c in ("model", "condition", "reference", "control") if c in table.columns]
+    table = distinct_layers(table)
 
     def agg(g: pd.DataFrame) -> pd.Series:
         v = g[value].dropna()
@@ -545,7 +611,7 @@ def suppression_summary(table: pd.DataFrame, reference: str = "saliency", alpha:
     """Per model: where RSA with ``reference`` is significantly negative (q < alpha and the
     CI below zero), the first such relative depth, and how far it goes (the minimum)."""
     rows = []
-    t = table[table["reference"] == reference]
+    t = distinct_layers(table[table["reference"] == reference])
     for model, g in t.groupby("model", sort=False):
         g = g.sort_values("depth")
         sig = (g["q"] < alpha) & (g["ci_high"] < 0) & (g["rho"] < 0)
