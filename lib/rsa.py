@@ -469,6 +469,60 @@ def depth_bins(rel_depth: np.ndarray, n_bins: int) -> np.ndarray:
     return np.minimum((rel * n_bins).astype(int), n_bins - 1)
 
 
+#: Claim-level spans of depth, as (name, low, high) over bin centres; "second − first
+#: half" is the late minus the early span (a depth trend with a paired CI).
+SPANS = (("first half", 0.0, 0.5), ("second half", 0.5, 1.0), ("all depths", 0.0, 1.0))
+TREND = "second − first half"
+
+
+def _group_list(group) -> list:
+    return [group] if isinstance(group, rsatoolbox.rdm.RDMs) else list(group)
+
+
+def _binned_group(group, ref_vecs: np.ndarray, counts, n_bins: int, progress: bool = False):
+    """A group's RSA per depth bin: the mean over each model's distinct layers in the bin,
+    then over models. Returns (observed (bins, refs), bootstrap draws (B, bins, refs) or
+    None, present (bins, refs)). Every model uses the same stimulus draws (paired)."""
+    obs, boots, present = [], [], []
+    for rd in group:
+        frame = _layer_frame(rd)
+        vecs = rd.get_vectors()
+        bins = depth_bins(frame["rel_depth"].to_numpy(), n_bins)
+        distinct = inf.duplicate_of(vecs, frame["layer"].tolist()) == ""
+        rho = spearman_matrix(vecs, ref_vecs)  # (k, r); NaN = constant RDM
+        onehot = np.zeros((n_bins, len(bins)))
+        onehot[bins, np.arange(len(bins))] = distinct
+        mask = onehot[None] * (~np.isnan(rho)).T[:, None, :]  # (r, bins, k)
+        cnt = mask.sum(axis=2)  # (r, bins)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            obs.append(np.where(cnt > 0, np.einsum("rbk,kr->rb", mask, np.nan_to_num(rho)) / cnt, np.nan).T)
+            if counts is not None:
+                bt = inf.bootstrap_spearman(vecs, ref_vecs, counts, progress=progress)
+                vals = np.einsum("rbk,nkr->nbr", mask, np.nan_to_num(bt))
+                boots.append(np.where(cnt.T[None] > 0, vals / cnt.T[None], np.nan))
+        present.append((cnt > 0).T)  # (bins, r)
+    with inf._quiet_nan_warnings():
+        o = np.nanmean(np.stack(obs), axis=0)
+        b = np.nanmean(np.stack(boots), axis=0) if boots else None
+    return o, b, np.stack(present).any(axis=0)
+
+
+def _span_values(values: np.ndarray, n_bins: int) -> dict[str, np.ndarray]:
+    """Mean over the bins of each span (last-but-one axis = bins), and the late − early trend."""
+    centres = (np.arange(n_bins) + 0.5) / n_bins
+    out = {}
+    with inf._quiet_nan_warnings():
+        for name, lo, hi in SPANS:
+            sel = (centres >= lo) & (centres < hi) if hi < 1 else (centres >= lo)
+            out[name] = np.nanmean(values[..., sel, :], axis=-2)
+    out[TREND] = out["second half"] - out["first half"]
+    return out
+
+
+def _span_bounds(name: str) -> tuple[float, float]:
+    return next(((lo, hi) for n, lo, hi in SPANS if n == name), (0.0, 1.0))
+
+
 def contrast(
     group_a: rsatoolbox.rdm.RDMs | Sequence[rsatoolbox.rdm.RDMs],
     group_b: rsatoolbox.rdm.RDMs | Sequence[rsatoolbox.rdm.RDMs],
@@ -486,14 +540,17 @@ def contrast(
     """Group A minus group B in RSA at matched relative depth, with paired bootstrap CIs.
 
     Layers are binned by ``rel_depth`` into ``n_bins`` equal bins; a model's value in a
-    bin is the mean RSA of its layers there, a group's value the mean over its models.
-    Every model is resampled with the *same* stimulus draws, so the CI of the difference
-    reflects only what differs between the groups. p: two-sided bootstrap p of diff = 0;
-    q: BH across bins per reference. E.g. CLIP vs supervised (same architecture) or
-    ResNet vs ViT (same training).
+    bin is the mean RSA of its distinct layers there, a group's value the mean over its
+    models. Every model is resampled with the *same* stimulus draws, so the CI of the
+    difference reflects only what differs between the groups. p: two-sided bootstrap p of
+    diff = 0; q: BH across bins per reference. E.g. CLIP vs supervised (same
+    architecture) or ResNet vs ViT (same training).
+
+    Besides the bins (``span`` empty), rows with ``span`` "first half", "second half",
+    "all depths" and "second − first half" give the claim-level differences (mean over the
+    span's bins, from the same draws; ``bin`` = -1, no q: they are not in the FDR family).
     """
-    ga = [group_a] if isinstance(group_a, rsatoolbox.rdm.RDMs) else list(group_a)
-    gb = [group_b] if isinstance(group_b, rsatoolbox.rdm.RDMs) else list(group_b)
+    ga, gb = _group_list(group_a), _group_list(group_b)
     if not ga or not gb:
         raise RSAInputError("contrast needs at least one model in each group")
     refs = _references(references)
@@ -508,31 +565,11 @@ def contrast(
         n = ref0.n_cond
         ref_vecs = np.vstack([r.get_vectors() for r in refs.values()])
         counts = inf.bootstrap_counts(n, n_bootstrap, seed + 1) if n_bootstrap else None
-
-        def group_values(group):
-            obs, boots, present = [], [], []
-            for rd in group:
-                frame = _layer_frame(rd)
-                bins = depth_bins(frame["rel_depth"].to_numpy(), n_bins)
-                rho = spearman_matrix(rd.get_vectors(), ref_vecs)  # (k, r); NaN = constant RDM
-                onehot = np.zeros((n_bins, len(bins)))
-                onehot[bins, np.arange(len(bins))] = 1.0
-                mask = onehot[None] * (~np.isnan(rho)).T[:, None, :]  # (r, bins, k)
-                cnt = mask.sum(axis=2)  # (r, bins)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    obs.append(np.where(cnt > 0, np.einsum("rbk,kr->rb", mask, np.nan_to_num(rho)) / cnt, np.nan).T)
-                    if n_bootstrap:
-                        bt = inf.bootstrap_spearman(rd.get_vectors(), ref_vecs, counts, progress=progress)
-                        vals = np.einsum("rbk,nkr->nbr", mask, np.nan_to_num(bt))
-                        boots.append(np.where(cnt.T[None] > 0, vals / cnt.T[None], np.nan))
-                present.append((cnt > 0).T)  # (bins, r)
-            with inf._quiet_nan_warnings():
-                o = np.nanmean(np.stack(obs), axis=0)
-                b = np.nanmean(np.stack(boots), axis=0) if boots else None
-            return o, b, np.stack(present).any(axis=0)
-
-        oa, ba, pa = group_values(ga)
-        ob, bb, pb = group_values(gb)
+        oa, ba, pa = _binned_group(ga, ref_vecs, counts, n_bins, progress)
+        ob, bb, pb = _binned_group(gb, ref_vecs, counts, n_bins, progress)
+        span_obs = _span_values(oa - ob, n_bins)
+        span_a, span_b = _span_values(oa, n_bins), _span_values(ob, n_bins)
+        span_boot = _span_values(ba - bb, n_bins) if n_bootstrap else None
         rows = []
         for j, name in enumerate(refs):
             diff = oa[:, j] - ob[:, j]
@@ -544,23 +581,86 @@ def contrast(
                 lo = hi = p = np.full(n_bins, np.nan)
             for b in range(n_bins):
                 rows.append({
-                    "group_a": label_a, "group_b": label_b, "reference": name, "bin": b,
+                    "group_a": label_a, "group_b": label_b, "reference": name, "bin": b, "span": "",
                     "bin_low": b / n_bins, "bin_high": (b + 1) / n_bins, "rel_depth": (b + 0.5) / n_bins,
                     "rho_a": oa[b, j], "rho_b": ob[b, j], "diff": diff[b],
                     "ci_low": lo[b], "ci_high": hi[b], "p": p[b], "n_stimuli": n,
                     "reason": "" if (pa[b, j] and pb[b, j]) else "no layers (with defined RSA) of one group in this depth bin",
                 })
+            for span in [s[0] for s in SPANS] + [TREND]:
+                if n_bootstrap:
+                    slo, shi = inf.percentile_ci(span_boot[span][:, j : j + 1], level)
+                    sp = inf.bootstrap_pvalue(span_boot[span][:, j : j + 1])
+                    slo, shi, sp = slo[0], shi[0], sp[0]
+                else:
+                    slo = shi = sp = np.nan
+                blo, bhi = _span_bounds(span)
+                rows.append({
+                    "group_a": label_a, "group_b": label_b, "reference": name, "bin": -1, "span": span,
+                    "bin_low": blo, "bin_high": bhi, "rel_depth": np.nan,
+                    "rho_a": span_a[span][j], "rho_b": span_b[span][j], "diff": span_obs[span][j],
+                    "ci_low": slo, "ci_high": shi, "p": sp, "n_stimuli": n,
+                    "reason": "" if np.isfinite(span_obs[span][j]) else "no depth bin with layers of both groups",
+                })
         out = pd.DataFrame(rows)
         q = pd.Series(np.nan, index=out.index)
-        for _, idx in out.groupby("reference").groups.items():
+        bins_only = out[out["span"] == ""]
+        for _, idx in bins_only.groupby("reference").groups.items():
             q.loc[idx] = inf.fdr_bh(out.loc[idx, "p"].to_numpy())
         out["q"] = q
         return out
 
     inputs = {"a": [_rdm_ingredient(r) for r in ga], "b": [_rdm_ingredient(r) for r in gb],
               "refs": {k: _rdm_ingredient(v) for k, v in refs.items()}, "la": label_a, "lb": label_b,
-              "bins": n_bins, "n_boot": n_bootstrap, "level": level, "seed": seed}
+              "bins": n_bins, "n_boot": n_bootstrap, "level": level, "seed": seed, "spans": 1}
     return _cached(store, "rsa_contrast", inputs, compute)
+
+
+def span_rsa(
+    group: rsatoolbox.rdm.RDMs | Sequence[rsatoolbox.rdm.RDMs],
+    references: Mapping[str, rsatoolbox.rdm.RDMs] | rsatoolbox.rdm.RDMs,
+    *,
+    n_bins: int = 10,
+    n_bootstrap: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    store=None,
+) -> pd.DataFrame:
+    """Claim-level RSA of one group of models over spans of depth (first half, second half,
+    all depths, second − first half): the mean over depth bins of the group's binned RSA,
+    with a stimulus-bootstrap CI and p (same draws as every other table with this seed).
+    Why: a claim such as "networks suppress saliency early" is about a span, and needs one
+    estimate with one interval, not a count of significant layers."""
+    g = _group_list(group)
+    if not g:
+        raise RSAInputError("span_rsa needs at least one model")
+    refs = _references(references)
+    for rd in g:
+        _check_against_references(rd, refs)
+
+    def compute() -> pd.DataFrame:
+        n = next(iter(refs.values())).n_cond
+        ref_vecs = np.vstack([r.get_vectors() for r in refs.values()])
+        counts = inf.bootstrap_counts(n, n_bootstrap, seed + 1) if n_bootstrap else None
+        o, b, _ = _binned_group(g, ref_vecs, counts, n_bins)
+        so = _span_values(o, n_bins)
+        sb = _span_values(b, n_bins) if n_bootstrap else None
+        rows = []
+        for j, name in enumerate(refs):
+            for span in [s[0] for s in SPANS] + [TREND]:
+                if n_bootstrap:
+                    lo, hi = inf.percentile_ci(sb[span][:, j : j + 1], level)
+                    p = inf.bootstrap_pvalue(sb[span][:, j : j + 1])
+                    lo, hi, p = lo[0], hi[0], p[0]
+                else:
+                    lo = hi = p = np.nan
+                rows.append(dict(models=" + ".join(_label(r, "model") for r in g), reference=name, span=span,
+                                 rho=so[span][j], ci_low=lo, ci_high=hi, p=p, n_stimuli=n))
+        return pd.DataFrame(rows)
+
+    inputs = {"g": [_rdm_ingredient(r) for r in g], "refs": {k: _rdm_ingredient(v) for k, v in refs.items()},
+              "bins": n_bins, "n_boot": n_bootstrap, "level": level, "seed": seed}
+    return _cached(store, "rsa_span", inputs, compute)
 
 
 # ----------------------------------------------------------------------------- summaries
