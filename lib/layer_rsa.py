@@ -97,7 +97,8 @@ def _kw(params: dict[str, Any]) -> dict[str, Any]:
 def baseline_table(inp: LayerRSAInputs, params: dict[str, Any], store=None, progress: bool = False) -> pd.DataFrame:
     """Baseline RSA of every layer of every model with both references (one table)."""
     frames = [rsa.rsa_table(inp.rdms[(m, "Baseline")], inp.references, condition="Baseline",
-                            n_permutations=params["n_permutations"], store=store, progress=progress, **_kw(params))
+                            n_permutations=params["n_permutations"], alpha=params["alpha"], store=store,
+                            progress=progress, **_kw(params))
               for m in inp.model_names]
     return _with_info(pd.concat(frames, ignore_index=True), inp)
 
@@ -117,9 +118,76 @@ def delta_table(inp: LayerRSAInputs, params: dict[str, Any], store=None, progres
 def partial_table(inp: LayerRSAInputs, params: dict[str, Any], store=None, progress: bool = False) -> pd.DataFrame:
     """Unique (partial) saliency and semantic RSA of every layer, Baseline images."""
     frames = [rsa.partial_rsa(inp.rdms[(m, "Baseline")], inp.references, n_permutations=params["n_permutations"],
-                              store=store, progress=progress, **_kw(params))
+                              alpha=params["alpha"], store=store, progress=progress, **_kw(params))
               for m in inp.model_names]
     return _with_info(pd.concat(frames, ignore_index=True), inp)
+
+
+# ----------------------------------------------------------------------------- trained vs untrained
+def untrained_rdms(params: dict[str, Any], models: Sequence[str], *, stimulus_set=None, store=None,
+                   progress: bool = False) -> dict[str, rsatoolbox.rdm.RDMs]:
+    """Baseline layer RDMs of each model's architecture with seeded random weights
+    (``weights=random``, the profile's seed), through the extraction engine and its cache.
+
+    The one place that asks for an untrained twin: when :mod:`lib.models` gains an explicit
+    random-weights builder, only this function changes."""
+    models = list(models)
+    if not models:
+        return {}
+    from lib.extract import stimulus_set_rdms
+
+    if stimulus_set is None:
+        from lib.stimuli import build_stimulus_set
+
+        stimulus_set = build_stimulus_set(params, progress=progress)
+    random_params = {**params, "weights": "random", "models": models}
+    rdms = stimulus_set_rdms(stimulus_set, random_params, conditions=["Baseline"], progress=progress, store=store)
+    return {m: rdms[(m, "Baseline")] for m in models}
+
+
+def training_effect_table(inp: LayerRSAInputs, untrained: dict[str, rsatoolbox.rdm.RDMs], params: dict[str, Any],
+                          store=None) -> pd.DataFrame:
+    """What training adds, per pretrained model, layer and reference: RSA(trained) −
+    RSA(same architecture, seeded random weights), with a paired stimulus-bootstrap CI (the
+    same resamples for both). Separates what the architecture gives for free from what
+    learning adds. Empty (with the columns) when no model ran on pretrained weights."""
+    pretrained = inp.models.loc[inp.models["weights"] == "pretrained", "model"].tolist()
+    frames = []
+    for m in pretrained:
+        if m not in untrained:
+            raise rsa.RSAInputError(f"no untrained RDMs for pretrained model {m!r}; pass untrained_rdms(params, {pretrained})")
+        t = rsa.layer_difference(inp.rdms[(m, "Baseline")], untrained[m], inp.references, store=store, **_kw(params))
+        frames.append(t.rename(columns={"rho_a": "rho_trained", "rho_b": "rho_untrained"}))
+    if not frames:
+        cols = list(rsa.TABLE_COLUMNS) + ["rho_trained", "rho_untrained", "label", "arch", "training", "weights"]
+        return pd.DataFrame(columns=cols)
+    return _with_info(pd.concat(frames, ignore_index=True), inp)
+
+
+def training_effect(inp: LayerRSAInputs, params: dict[str, Any], store=None, progress: bool = False) -> pd.DataFrame:
+    """:func:`training_effect_table` for every pretrained model of the run (the untrained
+    twins extracted on demand; nothing is extracted when every model is random)."""
+    pretrained = inp.models.loc[inp.models["weights"] == "pretrained", "model"].tolist()
+    untrained = untrained_rdms(params, pretrained, store=store, progress=progress) if pretrained else {}
+    return training_effect_table(inp, untrained, params, store)
+
+
+def training_effect_markdown(effect: pd.DataFrame, reference: str, alpha: float) -> str:
+    """A short paragraph per model: where training raises or lowers RSA with ``reference``
+    (distinct layers, FDR q < alpha, CI excluding zero), or why the section is empty."""
+    if effect.empty:
+        return ("No network in this run has pretrained weights, so there is no trained network to contrast with "
+                "its untrained twin: this section shows nothing. (With pretrained weights each network is also run "
+                "with seeded random weights, and the difference shows what learning adds beyond the architecture.)")
+    e = rsa.distinct_layers(effect[effect["reference"] == reference])
+    lines = []
+    for m, g in e.groupby("model", sort=False):
+        up = int(((g["q"] < alpha) & (g["ci_low"] > 0)).sum())
+        down = int(((g["q"] < alpha) & (g["ci_high"] < 0)).sum())
+        lines.append(f"- **{m}**: training raises {reference} RSA in {up} and lowers it in {down} of {len(g)} "
+                     f"distinct layers (paired stimulus bootstrap, FDR q < {alpha}); mean difference first half of "
+                     f"depth {fmt(_early(g)['rho'].mean(), 3)}, second half {fmt(_late(g)['rho'].mean(), 3)}.")
+    return "\n".join(lines)
 
 
 def model_pairs(models: pd.DataFrame, by: str) -> list[tuple[str, list[str], list[str]]]:
