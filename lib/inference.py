@@ -418,11 +418,12 @@ class _quiet_nan_warnings:
 # ----------------------------------------------------------------------------- many tests
 def n_permutations_for(n_tests: int, alpha: float, minimum: int = 0) -> int:
     """Permutations needed for one test to be able to pass Benjamini–Hochberg at ``alpha``
-    among ``n_tests``: the smallest p, 1/(P+1), must be at most alpha/n_tests, so
-    P >= n_tests/alpha - 1. Never fewer than ``minimum`` (the profile's n_permutations)."""
+    among ``n_tests`` with the book's strict ``q < alpha``: the smallest p, 1/(P+1), times
+    n_tests must stay below alpha, so P >= n_tests/alpha. Never fewer than ``minimum``
+    (the profile's n_permutations)."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-    return max(int(minimum), int(math.ceil(max(int(n_tests), 1) / alpha)) - 1)
+    return max(int(minimum), int(math.ceil(max(int(n_tests), 1) / alpha)))
 
 
 def p_floor(n_permutations: int) -> float:

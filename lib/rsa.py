@@ -226,7 +226,7 @@ def rsa_table(
     """Spearman RSA of every layer with every reference, with inference.
 
     p: permutation test relabelling the stimuli of the reference (two-sided), with
-    ``max(n_permutations, m/alpha - 1)`` permutations for m distinct layers (so the p floor
+    ``max(n_permutations, m/alpha)`` permutations for m distinct layers (so the p floor
     can pass BH); ci_low/ci_high: percentile bootstrap over stimuli; q: Benjamini–Hochberg
     across the distinct layers of the model, per reference. Same seed -> same
     permutations and resamples, so tables of different models/conditions are paired.
