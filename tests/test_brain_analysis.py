@@ -148,3 +148,52 @@ def test_roi_subject_tests_against_scipy():
     assert row.frac_nc_lower == pytest.approx(v.mean() / 0.4)
     assert np.isnan(out[(out.roi == "B") & (out.reference == "saliency")].frac_nc_lower.iloc[0])  # no ceiling
     assert {"saliency − semantic"} <= set(out.reference)
+
+
+def _fake_results(synthetic: bool, k_networks: int):
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(9)
+    rows = []
+    for s in range(7):
+        for roi, fam in (("V1v", "prf-visualrois"), ("FFA-1", "floc-faces"), ("ventral", "streams")):
+            early = roi == "V1v"
+            rows += [dict(roi=roi, family=fam, subject=s, reference="saliency",
+                          rho=(0.3 if early else 0.05) + 0.02 * rng.standard_normal()),
+                     dict(roi=roi, family=fam, subject=s, reference="semantic",
+                          rho=(0.05 if early else 0.3) + 0.02 * rng.standard_normal())]
+    per = pd.DataFrame(rows)
+    summary = per.groupby(["roi", "family", "reference"], sort=False)["rho"].agg(mean="mean").reset_index()
+    lr, brain = _networks(k_networks, n_layers=30)
+    link, fits = cross_layer_link(lr, pd.Series(brain), n_bootstrap=100)
+    return SimpleNamespace(bs=SimpleNamespace(synthetic=synthetic), ref_per_subject=per, ref_summary=summary,
+                           link=link, fits=fits)
+
+
+def test_brain_claims_use_the_shared_vocabulary():
+    from lib.brain import report
+
+    real = report.claims(_fake_results(False, 8))
+    assert real.status.tolist()[:3] == ["supported"] * 3 and real.holds.tolist()[:3] == [True] * 3
+    synth = report.claims(_fake_results(True, 8))
+    assert (synth.status == "not testable here (synthetic fMRI)").all() and not synth.holds.any()
+    few = report.claims(_fake_results(False, 4))
+    assert few.status.iloc[2] == "not testable here (too few networks (4) for a network-level test (needs 6))"
+    assert "too few networks (4)" in report.link_markdown(_fake_results(True, 4))
+
+
+def test_per_network_link_figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lib.plots.link import per_network_link
+
+    for k in (4, 7):
+        lr, brain = _networks(k)
+        link, fits = cross_layer_link(lr, pd.Series(brain), n_bootstrap=50)
+        fig = per_network_link(fits, link)
+        titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+        assert len(titles) == 2 * k and all("r = " in t for t in titles)
+        plt.close(fig)
