@@ -463,17 +463,22 @@ def fdr_bh_once(p: np.ndarray, duplicate: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- partial RSA
-def residual_ranks(target_z: np.ndarray, control_z: np.ndarray) -> np.ndarray:
+def residual_ranks(target_z: np.ndarray, control_z: np.ndarray, dtype=np.float64) -> np.ndarray:
     """Unit-norm residual of z-scored ranks after regressing out other z-scored ranks.
 
     Both are centred and unit-norm, so the residual of x on c is x - (x.c) c; it is
-    orthogonal to c and to the constant. NaN where nothing is left (x = +-c) or an input is NaN."""
-    x = np.atleast_2d(target_z).astype(np.float64)
+    orthogonal to c and to the constant. NaN where nothing is left (x = +-c) or an input
+    is NaN. Rows are done a block at a time (no float64 copy of all of them at once)."""
+    x = np.atleast_2d(target_z)
     c = np.asarray(control_z, dtype=np.float64)
-    e = x - np.outer(x @ c, c)
-    norm = np.linalg.norm(e, axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(norm > 1e-9, e / norm, np.nan)
+    out = np.empty(x.shape, dtype=dtype)
+    rows = max(1, CHUNK_BYTES * 16 // (8 * x.shape[1]))
+    for s in range(0, len(x), rows):
+        e = x[s : s + rows].astype(np.float64)
+        e -= np.outer(e @ c, c)
+        norm = np.linalg.norm(e, axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[s : s + rows] = np.where(norm > 1e-9, e / norm, np.nan)
     return out
 
 
@@ -496,7 +501,7 @@ def freedman_lane_null(layer_z: np.ndarray, target_z: np.ndarray, control_z: np.
     e_x = residual_ranks(target_z, c)[0]
     if np.isnan(e_x).any() or np.isnan(c).any():
         return np.full((len(lz), len(perms)), np.nan)
-    e_y = residual_ranks(lz, c).astype(lz.dtype, copy=False)
+    e_y = residual_ranks(lz, c, dtype=lz.dtype)
     num = permutation_null(e_y, e_x, perms)
     along_control = permutation_null(c[None, :].astype(lz.dtype), e_x, perms)[0]
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -261,7 +261,7 @@ def rsa_table(
             else:
                 df["ci_low"] = df["ci_high"] = np.nan
             if perms is not None and not np.isnan(ref_z[j]).any():
-                null = inf.permutation_null(layer_z.astype(np.float32), ref_z[j], perms)
+                null = inf.permutation_null(layer_z, ref_z[j], perms)
                 df["p"] = inf.permutation_pvalues(rho[:, j], null)
             else:
                 df["p"] = np.nan
@@ -483,7 +483,6 @@ def partial_rsa(
         dup = inf.duplicate_of(layers, _layer_frame(layer_rdms)["layer"].tolist())
         n_perm = _n_perm(n_permutations, dup, alpha)
         perms = inf.permutations(n, n_perm, seed) if n_perm else None
-        lz32 = lz.astype(np.float32)
         bad_layer = np.isnan(lz).any(axis=1)
         bad_ref = np.isnan(rz).any(axis=1)
         frames = []
@@ -509,7 +508,7 @@ def partial_rsa(
             else:
                 df["ci_low"] = df["ci_high"] = np.nan
             if perms is not None and not bad_ref.any() and abs(r_rr) <= 1 - 1e-12:
-                null = inf.freedman_lane_null(lz32, rz[t], rz[c], perms)
+                null = inf.freedman_lane_null(lz, rz[t], rz[c], perms)
                 df["p"] = inf.permutation_pvalues(rho, null)
             else:
                 df["p"] = np.nan
