@@ -28,8 +28,10 @@ def per_network_link(fits: dict, link: pd.DataFrame, max_cols: int = 5) -> plt.F
     nets = list(dict.fromkeys(np.concatenate([fits[r]["network"] for r in refs])))
     ncols = min(max_cols, max(1, len(nets)))
     rows_per_ref = int(np.ceil(len(nets) / ncols))
-    fig, axes = plt.subplots(len(refs) * rows_per_ref, ncols, figsize=(2.6 * ncols, 2.5 * len(refs) * rows_per_ref),
-                             squeeze=False, sharey=True, constrained_layout=True)
+    fig, axes = plt.subplots(len(refs) * rows_per_ref, ncols,
+                             figsize=(max(2.6 * ncols, 6.0), 2.6 * len(refs) * rows_per_ref + 0.5),
+                             squeeze=False, sharey=True)
+    heads = []
     table = link.set_index("reference") if len(link) else pd.DataFrame()
     for i, ref in enumerate(refs):
         f = fits[ref]
@@ -54,9 +56,10 @@ def per_network_link(fits: dict, link: pd.DataFrame, max_cols: int = 5) -> plt.F
             axes[i * rows_per_ref + j // ncols][j % ncols].axis("off")
         if ref in table.index:
             row = table.loc[ref]
-            head = (f"{ref}: {row['reason']}" if row["reason"] else
-                    f"{ref}: pooled r = {row['r']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}] over "
-                    f"{int(row['n_networks'])} networks")
-            axes[i * rows_per_ref][0].annotate(head, (0, 1.32), xycoords="axes fraction", fontsize=9,
-                                              fontweight="bold", annotation_clip=False)
+            heads.append(f"{ref}: {row['reason']}" if row["reason"] else
+                         f"{ref}: pooled r = {row['r']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}] over "
+                         f"{int(row['n_networks'])} networks")
+    if heads:
+        fig.suptitle("\n".join(heads), fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.12 * len(heads) / fig.get_figheight()))
     return fig
