@@ -327,7 +327,8 @@ def _contrast_evidence(c: pd.DataFrame, row: pd.Series, span: str, sign: int, al
     sig = bins["q"] < alpha
     n_for = int((sig & (np.sign(bins["diff"]) == sign)).sum())
     n_against = int((sig & (np.sign(bins["diff"]) == -sign)).sum())
-    return (f"{row['group_a']} − {row['group_b']} over the {span}: {fmt(row['diff'], 3)} (95% CI "
+    where = {"first half": "the first half of depth", "second half": "the second half of depth"}.get(span, span)
+    return (f"{row['group_a']} − {row['group_b']} over {where}: {fmt(row['diff'], 3)} (95% CI "
             f"{fmt(row['ci_low'], 3)} to {fmt(row['ci_high'], 3)}, paired stimulus bootstrap); per depth bin "
             f"{n_for} significantly in the claimed direction, {n_against} against (FDR q < {alpha})")
 
