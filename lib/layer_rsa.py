@@ -123,6 +123,21 @@ def partial_table(inp: LayerRSAInputs, params: dict[str, Any], store=None, progr
     return _with_info(pd.concat(frames, ignore_index=True), inp)
 
 
+def tests_markdown(table: pd.DataFrame) -> str:
+    """Per model: distinct layers tested, permutations and the p floor; then the layers that
+    repeat an earlier layer's RDM (listed once)."""
+    if table.empty or "n_permutations" not in table.columns:
+        return "No RSA table with permutation tests in this run."
+    lines = []
+    for m, g in table.groupby("model", sort=False):
+        g = g.drop_duplicates("layer")
+        n_dup = int((g["duplicate_of"] != "").sum())
+        lines.append(f"- **{m}**: {len(g) - n_dup} distinct layers of {len(g)}; {int(g['n_permutations'].iloc[0])} "
+                     f"permutations, p floor {g['p_floor'].iloc[0]:.2g}.")
+    note = rsa.duplicate_note(table)
+    return "\n".join(lines) + ("\n\n" + note if note else "\n\nNo layer repeats its predecessor's RDM.")
+
+
 # ----------------------------------------------------------------------------- trained vs untrained
 def untrained_rdms(params: dict[str, Any], models: Sequence[str], *, stimulus_set=None, store=None,
                    progress: bool = False) -> dict[str, rsatoolbox.rdm.RDMs]:

@@ -180,5 +180,9 @@ def test_adaptive_permutations_let_one_layer_pass_fdr():
     assert (t.n_permutations == 800).all() and t.p_floor.iloc[0] == pytest.approx(1 / 801)
     assert t.duplicate_of.tolist()[:3] == ["", "l0", ""] and (t.duplicate_of[2:] == "").all()
     assert t.q.iloc[0] < 0.05 and t.q.iloc[1] == t.q.iloc[0]
+    assert rsa.duplicate_note(t).endswith("m: l1 = l0.")
+    from lib.layer_rsa import tests_markdown
+
+    assert "**m**: 40 distinct layers of 41; 800 permutations, p floor 0.0012" in tests_markdown(t)
     expected_q = inf.fdr_bh(t.p.drop(index=1).to_numpy())
     np.testing.assert_allclose(t.q.drop(index=1).to_numpy(), expected_q)
