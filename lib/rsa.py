@@ -9,7 +9,9 @@ one matrix product. Statistics (permutation, stimulus bootstrap, FDR) live in
     rho, ci_low, ci_high, p, q, n_stimuli, reason, p_floor, n_permutations, duplicate_of
 
 ``p_floor`` is the smallest p the test could give (permutations: 1/(P+1), where P grows
-with the number of layers so one layer can pass the FDR threshold; bootstrap: 2/(B+1)).
+with the number of layers so one layer can pass the FDR threshold; bootstrap p of ΔRSA
+and of paired layer differences: 0, since a normal fitted to the draws gives the tail
+where fewer than 10 draws cross zero, see :func:`lib.inference.bootstrap_pvalue`).
 ``duplicate_of`` names the earlier layer whose RDM this layer's equals exactly (Dropout
 at eval, Identity); such a layer is one test with its original: it is left out of the FDR
 family, gets its original's q, and summaries count it once.
@@ -344,7 +346,7 @@ def delta_rsa(
                 if boot is not None:
                     d = boot[:, :, j] - boot_base[:, :, j]
                     df["ci_low"], df["ci_high"] = inf.percentile_ci(d, level)
-                    df["p"] = inf.bootstrap_pvalue(d)
+                    df["p"] = inf.bootstrap_pvalue(d, tail_fit=True)
                 else:
                     df["ci_low"] = df["ci_high"] = df["p"] = np.nan
                 reason = np.where(cond_bad, CONSTANT_LAYER + f" in {cond}", "").astype(object)
@@ -353,7 +355,7 @@ def delta_rsa(
                     reason[:] = CONSTANT_REFERENCE
                 df["reason"] = reason
                 df["n_stimuli"] = n
-                df["p_floor"] = 2.0 / (n_bootstrap + 1.0) if n_bootstrap else np.nan
+                df["p_floor"] = 0.0 if n_bootstrap else np.nan  # normal tail fit beyond the draws: no floor
                 df["n_permutations"] = 0
                 df["duplicate_of"] = dup
                 frames.append(df)
@@ -415,12 +417,12 @@ def layer_difference(
             df["rho"] = rho_a[:, j] - rho_b[:, j]
             if n_bootstrap:
                 df["ci_low"], df["ci_high"] = inf.percentile_ci(d_all[:, :, j], level)
-                df["p"] = inf.bootstrap_pvalue(d_all[:, :, j])
+                df["p"] = inf.bootstrap_pvalue(d_all[:, :, j], tail_fit=True)
             else:
                 df["ci_low"] = df["ci_high"] = df["p"] = np.nan
             df["n_stimuli"] = n
             df["reason"] = np.where(bad, CONSTANT_LAYER, "").astype(object)
-            df["p_floor"] = 2.0 / (n_bootstrap + 1.0) if n_bootstrap else np.nan
+            df["p_floor"] = 0.0 if n_bootstrap else np.nan  # normal tail fit beyond the draws: no floor
             df["n_permutations"] = 0
             df["duplicate_of"] = dup
             frames.append(df)
