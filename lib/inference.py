@@ -220,10 +220,9 @@ class WeightedRanker:
         self.nan_rows = np.isnan(v).any(axis=1)
         v = np.where(np.isnan(v), 0.0, v)
         order = np.argsort(v, axis=1, kind="stable")
-        index = np.int32 if self.k * self.m < 2**31 else np.int64  # half the memory at paper scale
-        self.order = order.astype(index)
-        offsets = np.arange(self.k, dtype=index)[:, None] * index(self.m)
-        self.order_flat = (self.order + offsets).ravel()
+        self.order = order  # intp: numpy's take/scatter convert narrower indices on every call (~2.5x slower)
+        offsets = np.arange(self.k)[:, None] * self.m
+        self.order_flat = (order + offsets).ravel()
         # Scratch buffers, shared by all rankers of one computation (they are used in turn).
         self._workspace = workspace if workspace is not None else {}
         sv = np.take_along_axis(v, order, axis=1)
