@@ -16,13 +16,27 @@ random: the stimulus.
   correlation on the original pairs: ranks come from a weighted cumulative sum over each
   vector's (precomputed) sort groups, with ties averaged exactly as ``rankdata`` would on
   the expanded vector. No vector is ever re-sorted, and every layer shares the draw.
-- **FDR**: Benjamini–Hochberg, NaN-aware.
+- **FDR**: Benjamini–Hochberg, NaN-aware, over *distinct* RDMs: a layer whose RDM equals
+  the previous layer's exactly (Dropout at eval, identity) is one test, not two
+  (:func:`duplicate_of`), and the number of permutations grows with the number of tests
+  (:func:`n_permutations_for`) so that the smallest attainable p (the *floor*,
+  :func:`p_floor`) can pass the Benjamini–Hochberg threshold.
+- **Partial RSA** (:func:`freedman_lane_null`): Freedman–Lane residual permutation on ranks.
+- **Few independent units** (subjects, networks): :func:`sign_flip_pvalue` (exact when all
+  2^k sign patterns can be enumerated) and :func:`t_interval`.
+
+Memory: nothing scales with (resamples x pairs) as a whole; bootstrap pair weights and
+permuted references are built in blocks sized by :data:`BLOCK_BYTES`, so n = 872 images
+(~380k pairs) run in a few hundred MB beyond the layer RDMs themselves.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
 
 import numpy as np
 from scipy.stats import rankdata
@@ -134,13 +148,19 @@ def permuted_vectors(ref_z: np.ndarray, perms: np.ndarray) -> np.ndarray:
     return sq[perms[:, iu], perms[:, ju]]
 
 
-def permutation_null(layer_z: np.ndarray, ref_z: np.ndarray, perms: np.ndarray, chunk: int = 250) -> np.ndarray:
-    """(k, n_perm) null Spearman correlations of every layer with the relabelled reference."""
+def permutation_null(layer_z: np.ndarray, ref_z: np.ndarray, perms: np.ndarray, chunk: int | None = None) -> np.ndarray:
+    """(k, n_perm) null Spearman correlations of every layer with the relabelled reference.
+
+    Permuted references are built ``chunk`` at a time (default: as many as fit in
+    :data:`BLOCK_BYTES`, counting the index arrays of the gather), so memory does not grow
+    with the number of permutations."""
     layer_z = np.atleast_2d(layer_z)
+    m = layer_z.shape[1]
+    chunk = chunk or max(1, min(250, BLOCK_BYTES // (24 * m)))
     out = np.empty((layer_z.shape[0], len(perms)))
     safe = np.nan_to_num(layer_z)
     for start in range(0, len(perms), chunk):
-        pv = permuted_vectors(ref_z, perms[start : start + chunk])
+        pv = permuted_vectors(ref_z, perms[start : start + chunk]).astype(safe.dtype, copy=False)
         out[:, start : start + chunk] = safe @ pv.T
     out[np.isnan(layer_z).any(axis=1)] = np.nan
     return out
@@ -175,7 +195,10 @@ def bootstrap_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
 
 
 def pair_weights(counts: np.ndarray) -> np.ndarray:
-    """(n_boot, m) multiplicity of every original pair in each resample: c_i * c_j."""
+    """(n_boot, m) multiplicity of every original pair in each resample: c_i * c_j.
+
+    Callers with many resamples of many pairs take it a block of draws at a time (as
+    :func:`bootstrap_spearman` does): all of them at n = 872 would be ~3 GB per 1,000."""
     counts = np.atleast_2d(counts).astype(np.float64)
     n = counts.shape[1]
     iu, ju = np.triu_indices(n, k=1)
@@ -191,15 +214,17 @@ class WeightedRanker:
     continuous distances) skip the tie bookkeeping entirely.
     """
 
-    def __init__(self, vectors: np.ndarray):
+    def __init__(self, vectors: np.ndarray, workspace: dict | None = None):
         v = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
         self.k, self.m = v.shape
         self.nan_rows = np.isnan(v).any(axis=1)
         v = np.where(np.isnan(v), 0.0, v)
         order = np.argsort(v, axis=1, kind="stable")
-        self.order = order
+        self.order = order  # intp: numpy's take/scatter convert narrower indices on every call (~2.5x slower)
         offsets = np.arange(self.k)[:, None] * self.m
         self.order_flat = (order + offsets).ravel()
+        # Scratch buffers, shared by all rankers of one computation (they are used in turn).
+        self._workspace = workspace if workspace is not None else {}
         sv = np.take_along_axis(v, order, axis=1)
         new_group = np.ones_like(sv, dtype=bool)
         new_group[:, 1:] = sv[:, 1:] != sv[:, :-1]
@@ -219,11 +244,10 @@ class WeightedRanker:
         (a shift Pearson ignores; their weighted mean is S/2 for total weight S).
 
         Works in preallocated buffers: this runs once per bootstrap draw."""
-        if not hasattr(self, "_ws"):
-            self._ws = np.empty((self.k, self.m))
-            self._cum = np.empty((self.k, self.m))
-            self._out = np.empty(self.k * self.m)
-        ws, cum = self._ws, self._cum
+        key = (self.k, self.m)
+        if key not in self._workspace:
+            self._workspace[key] = (np.empty((self.k, self.m)), np.empty((self.k, self.m)), np.empty(self.k * self.m))
+        ws, cum, out = self._workspace[key]
         np.take(w, self.order, out=ws)
         np.cumsum(ws, axis=1, out=cum)
         if self.tied_rows.size:
@@ -236,8 +260,8 @@ class WeightedRanker:
         cum -= ws
         if self.tied_rows.size:
             cum[self.tied_rows] = tied
-        self._out[self.order_flat] = cum.ravel()
-        return self._out.reshape(self.k, self.m)
+        out[self.order_flat] = cum.ravel()
+        return out.reshape(self.k, self.m)
 
 
 def _weighted_rank_corr(ra: np.ndarray, rb: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -292,22 +316,22 @@ def bootstrap_spearman(
         raise ValueError(f"bootstrap counts are over {counts.shape[1]} stimuli but the RDMs over {n}")
     ka, kb = a.shape[0], b.shape[0]
     m = a.shape[1]
-    weights = pair_weights(counts)
-    n_boot = len(weights)
+    n_boot = len(counts)
     out = np.empty((n_boot, ka, kb))
     # Work in cache-sized pieces: a chunk of layer rows (~1 MB per array) against a block
-    # of draws whose reference ranks are computed once (~64 MB at most).
+    # of draws whose pair weights and reference ranks are computed once (~64 MB at most).
     rows = max(1, CHUNK_BYTES // (8 * m))
-    chunks = [WeightedRanker(a[s : s + rows]) for s in range(0, ka, rows)]
-    ranker_b = WeightedRanker(b)
-    block = max(1, min(n_boot, BLOCK_BYTES // (8 * m * kb)))
+    workspace: dict = {}
+    chunks = [WeightedRanker(a[s : s + rows], workspace) for s in range(0, ka, rows)]
+    ranker_b = WeightedRanker(b, workspace)
+    block = max(1, min(n_boot, BLOCK_BYTES // (8 * m * (kb + 1))))
     bar = None
     if progress:
         from lib.progress import tqdm
 
         bar = tqdm(total=n_boot, desc=desc, leave=False)
     for d0 in range(0, n_boot, block):
-        ws = weights[d0 : d0 + block]
+        ws = pair_weights(counts[d0 : d0 + block])
         rb = [ranker_b.ranks(w).copy() for w in ws]
         start = 0
         for ranker in chunks:
@@ -339,15 +363,31 @@ def percentile_ci(draws: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, n
     return low, high
 
 
-def bootstrap_pvalue(draws: np.ndarray) -> np.ndarray:
+def bootstrap_pvalue(draws: np.ndarray, tail_fit: bool = False, min_tail: int = 10) -> np.ndarray:
     """Two-sided bootstrap p for 'the statistic is 0': twice the smaller tail share, with the
-    +1 correction so it is never exactly 0 (resolution 2/(n_boot+1))."""
+    +1 correction so it is never exactly 0 (resolution 2/(n_boot+1)).
+
+    ``tail_fit``: where fewer than ``min_tail`` draws lie on the far side of 0, the empirical
+    share cannot resolve p below its floor, so the tail is taken from a normal fitted to the
+    draws instead, 2 * Phi(-|mean| / sd). Why: with ~150 layers per family, Benjamini–
+    Hochberg needs p < alpha/150 ~ 3e-4, below the floor of 1,000 draws (2e-3), and 6,000+
+    draws per table are not affordable at n = 872."""
     valid = (~np.isnan(draws)).sum(axis=0)
     below = (draws <= 0).sum(axis=0)
     above = (draws >= 0).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = 2.0 * (np.minimum(below, above) + 1.0) / (valid + 1.0)
-    return np.where(valid > 0, np.minimum(p, 1.0), np.nan)
+    p = np.where(valid > 0, np.minimum(p, 1.0), np.nan)
+    if tail_fit:
+        from scipy.stats import norm
+
+        with np.errstate(invalid="ignore", divide="ignore"), _quiet_nan_warnings():
+            mean = np.nanmean(draws, axis=0)
+            sd = np.nanstd(draws, axis=0, ddof=1)
+            fitted = 2.0 * norm.sf(np.abs(mean) / sd)
+        thin = (np.minimum(below, above) < min_tail) & (valid > 2) & (sd > 0)
+        p = np.where(thin, fitted, p)
+    return p
 
 
 def fdr_bh(p: np.ndarray) -> np.ndarray:
@@ -388,3 +428,169 @@ class _quiet_nan_warnings:
 
     def __exit__(self, *exc):
         return self._cm.__exit__(*exc)
+
+
+# ----------------------------------------------------------------------------- many tests
+def n_permutations_for(n_tests: int, alpha: float, minimum: int = 0) -> int:
+    """Permutations needed for one test to be able to pass Benjamini–Hochberg at ``alpha``
+    among ``n_tests`` with the book's strict ``q < alpha``: the smallest p, 1/(P+1), times
+    n_tests must stay below alpha, so P >= n_tests/alpha. Never fewer than ``minimum``
+    (the profile's n_permutations)."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    return max(int(minimum), int(math.ceil(max(int(n_tests), 1) / alpha)))
+
+
+def p_floor(n_permutations: int) -> float:
+    """The smallest p-value :func:`permutation_pvalues` can return with this many permutations."""
+    return 1.0 / (n_permutations + 1.0)
+
+
+def duplicate_of(vectors: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """For each row, the name of the first row of the run of *exactly* equal consecutive
+    rows it belongs to ("" for the first of a run). Why: a layer that is the identity at
+    evaluation (Dropout, Identity) repeats its input's RDM; it is one test, not two."""
+    v = np.atleast_2d(vectors)
+    if len(names) != len(v):
+        raise ValueError(f"{len(names)} names for {len(v)} RDM vectors")
+    out = np.full(len(v), "", dtype=object)
+    for i in range(1, len(v)):
+        if np.array_equal(v[i], v[i - 1], equal_nan=True):
+            out[i] = out[i - 1] or names[i - 1]
+    return out
+
+
+def fdr_bh_once(p: np.ndarray, duplicate: np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg counting each distinct RDM once: duplicates (non-empty
+    ``duplicate``) are left out of the family and share their original's q."""
+    p = np.asarray(p, dtype=np.float64)
+    dup = np.asarray(duplicate, dtype=object) != ""
+    q = np.full_like(p, np.nan)
+    q[~dup] = fdr_bh(p[~dup])
+    # a duplicate takes the q of the last distinct row before it (its run's first row)
+    last = -1
+    for i in range(len(p)):
+        if dup[i]:
+            q[i] = q[last] if last >= 0 else np.nan
+        else:
+            last = i
+    return q
+
+
+# ----------------------------------------------------------------------------- partial RSA
+def residual_ranks(target_z: np.ndarray, control_z: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """Unit-norm residual of z-scored ranks after regressing out other z-scored ranks.
+
+    Both are centred and unit-norm, so the residual of x on c is x - (x.c) c; it is
+    orthogonal to c and to the constant. NaN where nothing is left (x = +-c) or an input
+    is NaN. Rows are done a block at a time (no float64 copy of all of them at once)."""
+    x = np.atleast_2d(target_z)
+    c = np.asarray(control_z, dtype=np.float64)
+    out = np.empty(x.shape, dtype=dtype)
+    rows = max(1, CHUNK_BYTES * 16 // (8 * x.shape[1]))
+    for s in range(0, len(x), rows):
+        e = x[s : s + rows].astype(np.float64)
+        e -= np.outer(e @ c, c)
+        norm = np.linalg.norm(e, axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[s : s + rows] = np.where(norm > 1e-9, e / norm, np.nan)
+    return out
+
+
+def freedman_lane_null(layer_z: np.ndarray, target_z: np.ndarray, control_z: np.ndarray,
+                       perms: np.ndarray) -> np.ndarray:
+    """(k, n_perm) null partial Spearman correlations by Freedman–Lane residual permutation.
+
+    Why not permute the raw target (Smouse et al. 1986): a relabelled target no longer
+    shares anything with the control, so the null ignores that the two references are
+    correlated and the test is liberal. Freedman & Lane (1983), on ranks: regress the
+    control out of the target, relabel the stimuli of that *residual* RDM, regress the
+    control out again, and correlate with the layer's residual. The partial correlation is
+    symmetric in layer and target; permuting the target's residual (one vector shared by
+    all layers) makes the null one matrix product. A relabelled residual keeps its mean
+    (0) and norm (1), so its correlation with the layer residual is
+    (layer_res . u) / sqrt(1 - (u . control)^2).
+    """
+    lz = np.atleast_2d(layer_z)
+    c = np.asarray(control_z, dtype=np.float64)
+    e_x = residual_ranks(target_z, c)[0]
+    if np.isnan(e_x).any() or np.isnan(c).any():
+        return np.full((len(lz), len(perms)), np.nan)
+    e_y = residual_ranks(lz, c, dtype=lz.dtype)
+    num = permutation_null(e_y, e_x, perms)
+    along_control = permutation_null(c[None, :].astype(lz.dtype), e_x, perms)[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return num / np.sqrt(np.clip(1.0 - along_control**2, 1e-12, None))[None, :]
+
+
+def smouse_null(layer_z: np.ndarray, target_z: np.ndarray, control_z: np.ndarray, perms: np.ndarray) -> np.ndarray:
+    """(k, n_perm) null partial correlations from relabelling the *raw* target (the previous
+    method, kept to show its inflation in the simulation tests)."""
+    lz = np.atleast_2d(layer_z)
+    r_xy = permutation_null(lz, target_z, perms)
+    r_zy = permutation_null(np.asarray(control_z)[None, :], target_z, perms)[0]
+    r_lc = np.nan_to_num(lz) @ np.asarray(control_z)
+    return partial_from_corr(r_xy, r_lc[:, None], r_zy[None, :])
+
+
+# ----------------------------------------------------------------------------- few units
+MAX_EXACT_SIGN_FLIPS = 1 << 16
+
+
+def sign_flips(k: int, n_flips: int = 10_000, seed: int = 0) -> tuple[np.ndarray, bool]:
+    """(F, k) sign patterns: all 2^k when that is at most :data:`MAX_EXACT_SIGN_FLIPS`
+    (exact test), else ``n_flips`` random ones plus the identity. Returns (signs, exact)."""
+    if 2**k <= MAX_EXACT_SIGN_FLIPS:
+        return np.array(list(itertools.product((1.0, -1.0), repeat=k))).reshape(-1, k), True
+    rng = np.random.default_rng(seed)
+    signs = rng.choice((1.0, -1.0), size=(n_flips, k))
+    return np.vstack([np.ones((1, k)), signs]), False
+
+
+def sign_flip_pvalue(values: np.ndarray, n_flips: int = 10_000, seed: int = 0) -> np.ndarray:
+    """Two-sided sign-flip permutation p of 'mean = 0' for each row of ``values`` (k units
+    in the last axis, NaN units dropped per row). Valid when each unit's value is symmetric
+    about 0 under the null (independent subjects/networks); exact for small k, where the
+    smallest p is 2/2^k (k = 5 units can never reach p < 0.05)."""
+    v = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    out = np.full(len(v), np.nan)
+    for i, row in enumerate(v):
+        x = row[np.isfinite(row)]
+        if len(x) < 1:
+            continue
+        signs, exact = sign_flips(len(x), n_flips, seed)
+        null = np.abs(signs @ x)
+        obs = abs(x.sum())
+        tol = 1e-12 * max(1.0, np.abs(x).sum())
+        hits = (null >= obs - tol).sum()
+        out[i] = hits / len(signs)  # the identity is among the patterns: p >= 1/len(signs)
+    return out
+
+
+def sign_flip_floor(k: int) -> float:
+    """Smallest two-sided p an exact sign-flip test over k units can give."""
+    return 2.0 / 2**k if 2**k <= MAX_EXACT_SIGN_FLIPS else 1.0 / (10_000 + 1)
+
+
+def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and Student-t interval over the last axis (NaN dropped per row); (mean, low, high)."""
+    from scipy import stats
+
+    v = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    mean, lo, hi = (np.full(len(v), np.nan) for _ in range(3))
+    for i, row in enumerate(v):
+        x = row[np.isfinite(row)]
+        if len(x) == 0:
+            continue
+        mean[i] = x.mean()
+        if len(x) > 1:
+            half = stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+            lo[i], hi[i] = mean[i] - half, mean[i] + half
+    return mean, lo, hi
+
+
+def constant_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows that have no ranks to correlate (constant or containing NaN), without ranking them."""
+    v = np.atleast_2d(vectors)
+    with np.errstate(invalid="ignore"):
+        return ~np.isfinite(v).all(axis=1) | (np.ptp(np.nan_to_num(v), axis=1) == 0)

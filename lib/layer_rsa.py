@@ -17,6 +17,7 @@ import pandas as pd
 import rsatoolbox
 
 from lib import rsa
+from lib.verdicts import CONTRADICTED, DIRECTION, INCONCLUSIVE, NOT_TESTABLE, SUPPORTED, base_status, verdict
 
 DEPTH_BINS = 10  # relative-depth bins for model contrasts
 
@@ -101,7 +102,8 @@ def _kw(params: dict[str, Any]) -> dict[str, Any]:
 def baseline_table(inp: LayerRSAInputs, params: dict[str, Any], store=None, progress: bool = False) -> pd.DataFrame:
     """Baseline RSA of every layer of every model with both references (one table)."""
     frames = [rsa.rsa_table(inp.rdms[(m, "Baseline")], inp.references, condition="Baseline",
-                            n_permutations=params["n_permutations"], store=store, progress=progress, **_kw(params))
+                            n_permutations=params["n_permutations"], alpha=params["alpha"], store=store,
+                            progress=progress, **_kw(params))
               for m in inp.model_names]
     return _with_info(pd.concat(frames, ignore_index=True), inp)
 
@@ -124,9 +126,92 @@ def partial_table(inp: LayerRSAInputs, params: dict[str, Any], store=None, progr
     from lib.references import partial_pairs
 
     frames = [rsa.partial_rsa(inp.rdms[(m, "Baseline")], {a: inp.references[a], b: inp.references[b]},
-                              n_permutations=params["n_permutations"], store=store, progress=progress, **_kw(params))
+                              n_permutations=params["n_permutations"], alpha=params["alpha"], store=store,
+                              progress=progress, **_kw(params))
               for m in inp.model_names for a, b in partial_pairs(list(inp.references))]
     return _with_info(pd.concat(frames, ignore_index=True), inp)
+
+
+def tests_markdown(table: pd.DataFrame) -> str:
+    """Per model: distinct layers tested, permutations and the p floor; then the layers that
+    repeat an earlier layer's RDM (listed once)."""
+    if table.empty or "n_permutations" not in table.columns:
+        return "No RSA table with permutation tests in this run."
+    lines = []
+    for m, g in table.groupby("model", sort=False):
+        g = g.drop_duplicates("layer")
+        n_dup = int((g["duplicate_of"] != "").sum())
+        lines.append(f"- **{m}**: {len(g) - n_dup} distinct layers of {len(g)}; {int(g['n_permutations'].iloc[0])} "
+                     f"permutations, p floor {g['p_floor'].iloc[0]:.2g}.")
+    note = rsa.duplicate_note(table)
+    return "\n".join(lines) + ("\n\n" + note if note else "\n\nNo layer repeats its predecessor's RDM.")
+
+
+# ----------------------------------------------------------------------------- trained vs untrained
+def untrained_rdms(params: dict[str, Any], models: Sequence[str], *, stimulus_set=None, store=None,
+                   progress: bool = False) -> dict[str, rsatoolbox.rdm.RDMs]:
+    """Baseline layer RDMs of each model's architecture with seeded random weights
+    (``weights=random``, the profile's seed), through the extraction engine and its cache.
+
+    The one place that asks for an untrained twin: when :mod:`lib.models` gains an explicit
+    random-weights builder, only this function changes."""
+    models = list(models)
+    if not models:
+        return {}
+    from lib.extract import stimulus_set_rdms
+
+    if stimulus_set is None:
+        from lib.stimuli import build_stimulus_set
+
+        stimulus_set = build_stimulus_set(params, progress=progress)
+    random_params = {**params, "weights": "random", "models": models}
+    rdms = stimulus_set_rdms(stimulus_set, random_params, conditions=["Baseline"], progress=progress, store=store)
+    return {m: rdms[(m, "Baseline")] for m in models}
+
+
+def training_effect_table(inp: LayerRSAInputs, untrained: dict[str, rsatoolbox.rdm.RDMs], params: dict[str, Any],
+                          store=None) -> pd.DataFrame:
+    """What training adds, per pretrained model, layer and reference: RSA(trained) −
+    RSA(same architecture, seeded random weights), with a paired stimulus-bootstrap CI (the
+    same resamples for both). Separates what the architecture gives for free from what
+    learning adds. Empty (with the columns) when no model ran on pretrained weights."""
+    pretrained = inp.models.loc[inp.models["weights"] == "pretrained", "model"].tolist()
+    frames = []
+    for m in pretrained:
+        if m not in untrained:
+            raise rsa.RSAInputError(f"no untrained RDMs for pretrained model {m!r}; pass untrained_rdms(params, {pretrained})")
+        t = rsa.layer_difference(inp.rdms[(m, "Baseline")], untrained[m], inp.references, store=store, **_kw(params))
+        frames.append(t.rename(columns={"rho_a": "rho_trained", "rho_b": "rho_untrained"}))
+    if not frames:
+        cols = list(rsa.TABLE_COLUMNS) + ["rho_trained", "rho_untrained", "label", "arch", "training", "weights"]
+        return pd.DataFrame(columns=cols)
+    return _with_info(pd.concat(frames, ignore_index=True), inp)
+
+
+def training_effect(inp: LayerRSAInputs, params: dict[str, Any], store=None, progress: bool = False) -> pd.DataFrame:
+    """:func:`training_effect_table` for every pretrained model of the run (the untrained
+    twins extracted on demand; nothing is extracted when every model is random)."""
+    pretrained = inp.models.loc[inp.models["weights"] == "pretrained", "model"].tolist()
+    untrained = untrained_rdms(params, pretrained, store=store, progress=progress) if pretrained else {}
+    return training_effect_table(inp, untrained, params, store)
+
+
+def training_effect_markdown(effect: pd.DataFrame, reference: str, alpha: float) -> str:
+    """A short paragraph per model: where training raises or lowers RSA with ``reference``
+    (distinct layers, FDR q < alpha, CI excluding zero), or why the section is empty."""
+    if effect.empty:
+        return ("No network in this run has pretrained weights, so there is no trained network to contrast with "
+                "its untrained twin: this section shows nothing. (With pretrained weights each network is also run "
+                "with seeded random weights, and the difference shows what learning adds beyond the architecture.)")
+    e = rsa.distinct_layers(effect[effect["reference"] == reference])
+    lines = []
+    for m, g in e.groupby("model", sort=False):
+        up = int(((g["q"] < alpha) & (g["ci_low"] > 0)).sum())
+        down = int(((g["q"] < alpha) & (g["ci_high"] < 0)).sum())
+        lines.append(f"- **{m}**: training raises {reference} RSA in {up} and lowers it in {down} of {len(g)} "
+                     f"distinct layers (paired stimulus bootstrap, FDR q < {alpha}); mean difference first half of "
+                     f"depth {fmt(_early(g)['rho'].mean(), 3)}, second half {fmt(_late(g)['rho'].mean(), 3)}.")
+    return "\n".join(lines)
 
 
 def model_pairs(models: pd.DataFrame, by: str) -> list[tuple[str, list[str], list[str]]]:
@@ -220,7 +305,7 @@ def _late(df: pd.DataFrame, cut: float = 0.5) -> pd.DataFrame:
 @dataclass
 class Claim:
     claim: str
-    verdict: str  # "supported", "not supported", "contradicted", "not testable"
+    verdict: str  # a status of lib.verdicts: "supported", "contradicted", "direction as claimed", ...
     evidence: str
     caveat: str = ""
 
@@ -228,15 +313,18 @@ class Claim:
         return {"claim": self.claim, "verdict": self.verdict, "evidence": self.evidence, "caveat": self.caveat}
 
 
-def _claim(inp: "LayerRSAInputs", claim: str, verdict: str, evidence: str, models: Sequence[str] | None = None) -> Claim:
-    """A judged claim; when a network it rests on had random weights, the run cannot test a
-    claim about trained networks, whatever the numbers say (they are kept as evidence)."""
+def _claim(inp: "LayerRSAInputs", claim: str, estimate: float | None, ci: tuple[float, float], sign: int,
+           evidence: str, models: Sequence[str] | None = None, untestable: str | None = None) -> Claim:
+    """A claim judged by :func:`lib.verdicts.verdict`. When a network it rests on had random
+    weights the run cannot test a claim about trained networks, whatever the numbers say
+    (what they would say is kept in the evidence)."""
     models = list(models) if models is not None else inp.model_names
     caveat = _run_caveat(inp, models)
-    if verdict != "not testable" and any(m in inp.random_models for m in models):
-        evidence = f"the numbers alone would say '{verdict}': {evidence}"
-        verdict = "not testable (random weights)"
-    return Claim(claim, verdict, evidence, caveat)
+    if untestable is None and any(m in inp.random_models for m in models):
+        numbers = verdict(estimate, ci[0], ci[1], expected_sign=sign)
+        evidence = f"the numbers alone would say '{numbers}': {evidence}"
+        untestable = "random weights"
+    return Claim(claim, verdict(estimate, ci[0], ci[1], expected_sign=sign, untestable=untestable), evidence, caveat)
 
 
 def _run_caveat(inp: LayerRSAInputs, models: Sequence[str] | None = None) -> str:
@@ -250,134 +338,142 @@ def _run_caveat(inp: LayerRSAInputs, models: Sequence[str] | None = None) -> str
     return "; ".join(bits)
 
 
-def _contrast_verdict(c: pd.DataFrame, sign: int, alpha: float) -> tuple[str, str]:
-    """Verdict from binned contrast rows: significant bins with the expected sign support,
-    the opposite sign contradicts."""
-    ok = c.dropna(subset=["diff"])
-    if ok.empty:
-        return "not testable", "no depth bin has layers of both groups"
-    sig = ok["q"] < alpha
-    n_for = int((sig & (np.sign(ok["diff"]) == sign)).sum())
-    n_against = int((sig & (np.sign(ok["diff"]) == -sign)).sum())
-    mean = ok["diff"].mean()
-    ev = (f"mean difference {fmt(mean, 3)} over {len(ok)} depth bins; {n_for} bin(s) significantly in the "
-          f"claimed direction, {n_against} against (FDR q < {alpha})")
-    if n_for and not n_against and np.sign(mean) == sign:
-        return "supported", ev
-    if n_against and not n_for:
-        return "contradicted", ev
-    return "not supported", ev
+def _span_row(c: pd.DataFrame, span: str) -> pd.Series | None:
+    """The claim-level row of a contrast table for ``span`` (see :func:`lib.rsa.contrast`)."""
+    if not len(c) or "span" not in c.columns:
+        return None
+    rows = c[c["span"] == span].dropna(subset=["diff"])
+    return rows.iloc[0] if len(rows) else None
+
+
+def _contrast_evidence(c: pd.DataFrame, row: pd.Series, span: str, sign: int, alpha: float) -> str:
+    bins = c[(c["span"] == "") & c["diff"].notna()] if "span" in c.columns else c
+    sig = bins["q"] < alpha
+    n_for = int((sig & (np.sign(bins["diff"]) == sign)).sum())
+    n_against = int((sig & (np.sign(bins["diff"]) == -sign)).sum())
+    where = {"first half": "the first half of depth", "second half": "the second half of depth"}.get(span, span)
+    return (f"{row['group_a']} − {row['group_b']} over {where}: {fmt(row['diff'], 3)} (95% CI "
+            f"{fmt(row['ci_low'], 3)} to {fmt(row['ci_high'], 3)}, paired stimulus bootstrap); per depth bin "
+            f"{n_for} significantly in the claimed direction, {n_against} against (FDR q < {alpha})")
+
+
+def _contrast_claim(inp, claim: str, c: pd.DataFrame, span: str, sign: int, alpha: float, models, missing: str) -> Claim:
+    row = _span_row(c, span) if len(c) else None
+    if row is None:
+        return _claim(inp, claim, None, (None, None), sign, missing, [], untestable=missing)
+    return _claim(inp, claim, row["diff"], (row["ci_low"], row["ci_high"]), sign,
+                  _contrast_evidence(c, row, span, sign, alpha), models)
+
+
+def _group_span(inp: LayerRSAInputs, reference: str, span: str, params: dict[str, Any] | None, store) -> pd.Series:
+    """Pooled (all models, each weighted equally) RSA with ``reference`` over ``span``."""
+    kw = {"n_bootstrap": 1000, "seed": 0} if params is None else _kw(params)
+    t = rsa.span_rsa([inp.rdms[(m, "Baseline")] for m in inp.model_names], {reference: inp.references[reference]},
+                     n_bins=DEPTH_BINS, store=store, **kw)
+    return t[t["span"] == span].iloc[0]
+
+
+def _per_model_layers(table: pd.DataFrame, sign: int, alpha: float, part) -> str:
+    out = []
+    for m, g in rsa.distinct_layers(table).groupby("model", sort=False):
+        g = part(g)
+        hit = (g["q"] < alpha) & ((g["ci_high"] < 0) if sign < 0 else (g["ci_low"] > 0))
+        out.append(f"{m}: {int(hit.sum())}/{len(g)}")
+    return ", ".join(out)
 
 
 def saliency_claims(base: pd.DataFrame, arch_c: pd.DataFrame, train_c: pd.DataFrame, inp: LayerRSAInputs,
-                    alpha: float) -> pd.DataFrame:
-    """The paper's saliency claims, judged from this run."""
+                    alpha: float, params: dict[str, Any] | None = None, store=None) -> pd.DataFrame:
+    """The paper's saliency claims, judged from this run by :func:`lib.verdicts.verdict` on
+    one claim-level estimate with a stimulus-bootstrap CI each (``params``/``store`` give
+    the bootstrap settings and cache of the pooled span estimates)."""
     claims = []
-    sal = base[base["reference"] == "saliency"]
-    # 1. ResNet > ViT in saliency (supervised)
+    # 1. ResNet > ViT in saliency (supervised), over all depths
     c = arch_c[(arch_c["reference"] == "saliency") & (arch_c["matched_on"] == "supervised")] if len(arch_c) else arch_c
-    if len(c):
-        verdict, ev = _contrast_verdict(c, +1, alpha)
-        models = inp.models.loc[inp.models["training"] == "supervised", "model"].tolist()
+    models = inp.models.loc[inp.models["training"] == "supervised", "model"].tolist()
+    claims.append(_contrast_claim(inp, "Supervised ResNets carry more saliency information than supervised ViTs", c,
+                                  "all depths", +1, alpha, models, "the profile has no supervised ResNet and ViT pair"))
+    # 2. early suppression: pooled over networks, first half of depth
+    sal = base[base["reference"] == "saliency"]
+    if len(sal):
+        row = _group_span(inp, "saliency", "first half", params, store)
+        ev = (f"mean saliency RSA over the first half of depth, all {len(inp.model_names)} networks equally weighted: "
+              f"{fmt(row['rho'], 3)} (95% CI {fmt(row['ci_low'], 3)} to {fmt(row['ci_high'], 3)}); early layers "
+              f"significantly negative (FDR q < {alpha}): {_per_model_layers(sal, -1, alpha, _early)}")
+        claims.append(_claim(inp, "Networks suppress saliency in early layers (negative RSA, first half of depth)",
+                             row["rho"], (row["ci_low"], row["ci_high"]), -1, ev))
     else:
-        verdict, ev, models = "not testable", "the profile has no supervised ResNet and ViT pair", []
-    claims.append(_claim(inp, "Supervised ResNets carry more saliency information than supervised ViTs", verdict, ev,
-                         models))
-    # 2. early suppression
-    sup = rsa.suppression_summary(sal, "saliency", alpha)
-    early_neg = []
-    for _, r in sup.iterrows():
-        g = _early(sal[sal["model"] == r["model"]])
-        n = int(((g["q"] < alpha) & (g["ci_high"] < 0) & (g["rho"] < 0)).sum())
-        early_neg.append((r["model"], n, len(g)))
-    n_models = sum(1 for _, n, _ in early_neg if n > 0)
-    ev = "; ".join(f"{m}: {n}/{k} early layers significantly negative" for m, n, k in early_neg)
-    if not early_neg:
-        verdict = "not testable"
-    elif n_models > len(early_neg) / 2:
-        verdict = "supported"
-    elif n_models == 0:
-        verdict = "not supported"
-    else:
-        verdict = "partly supported"
-    claims.append(_claim(inp, "Networks suppress saliency in early layers (significantly negative RSA, first half "
-                         "of depth)", verdict, ev))
-    # 3. CLIP suppresses more in ResNets
+        claims.append(_claim(inp, "Networks suppress saliency in early layers (negative RSA, first half of depth)",
+                             None, (None, None), -1, "no saliency RSA computed", untestable="no saliency RSA"))
+    # 3. CLIP suppresses more in ResNets (first half)
     c = train_c[(train_c["reference"] == "saliency") & (train_c["matched_on"] == "ResNet")] if len(train_c) else train_c
-    c = _early(c) if len(c) else c
-    if len(c):
-        verdict, ev = _contrast_verdict(c, -1, alpha)
-        models = inp.models.loc[inp.models["arch"] == "ResNet", "model"].tolist()
-    else:
-        verdict, ev, models = "not testable", "the profile has no CLIP and supervised ResNet pair", []
-    claims.append(_claim(inp, "CLIP training deepens early saliency suppression in ResNets (CLIP − supervised < 0 "
-                         "in the first half of depth)", verdict, ev, models))
+    models = inp.models.loc[inp.models["arch"] == "ResNet", "model"].tolist()
+    claims.append(_contrast_claim(inp, "CLIP training deepens early saliency suppression in ResNets (CLIP − supervised "
+                                  "< 0 in the first half of depth)", c, "first half", -1, alpha, models,
+                                  "the profile has no CLIP and supervised ResNet pair"))
     return pd.DataFrame([c.row() for c in claims])
 
 
 def semantic_claims(base: pd.DataFrame, train_c: pd.DataFrame, delta: pd.DataFrame, part: pd.DataFrame,
-                    inp: LayerRSAInputs, alpha: float) -> pd.DataFrame:
-    """The paper's semantic claims (and two consequences of its design), judged from this run."""
+                    inp: LayerRSAInputs, alpha: float, params: dict[str, Any] | None = None,
+                    store=None) -> pd.DataFrame:
+    """The paper's semantic claims (and two consequences of its design), judged from this
+    run by :func:`lib.verdicts.verdict`."""
     claims = []
-    # 1. CLIP raises semantic RSA, per architecture (late half)
+    # 1. CLIP raises semantic RSA, per architecture (second half)
     for arch in ("ResNet", "ViT"):
         c = train_c[(train_c["reference"] == "semantic") & (train_c["matched_on"] == arch)] if len(train_c) else train_c
-        c = _late(c) if len(c) else c
-        if len(c):
-            verdict, ev = _contrast_verdict(c, +1, alpha)
-            models = inp.models.loc[inp.models["arch"] == arch, "model"].tolist()
-        else:
-            verdict, ev, models = "not testable", f"the profile has no CLIP and supervised {arch} pair", []
-        claims.append(_claim(inp, f"CLIP training raises semantic encoding in {arch}s (second half of depth)", verdict,
-                             ev, models))
-    # 2. semantics surfaces with depth
-    sem = base[base["reference"] == "semantic"].dropna(subset=["rho"])
-    rows = []
-    for m, g in sem.groupby("model", sort=False):
-        from scipy.stats import spearmanr
-
-        r = spearmanr(g["rel_depth"], g["rho"])[0] if g["rho"].nunique() > 1 else np.nan
-        late_sig = int(((_late(g)["q"] < alpha) & (_late(g)["ci_low"] > 0)).sum())
-        rows.append((m, r, late_sig, len(_late(g))))
-    n_up = sum(1 for _, r, s, _ in rows if r > 0 and s > 0)
-    ev = "; ".join(f"{m}: depth trend ρ = {fmt(r)}, {s}/{k} late layers significantly positive" for m, r, s, k in rows)
-    verdict = ("not testable" if not rows else "supported" if n_up > len(rows) / 2
-               else "not supported" if n_up == 0 else "partly supported")
-    claims.append(_claim(inp, "Semantic RSA surfaces with depth (rises through the network, significant in late "
-                         "layers)", verdict, ev))
-    # 3. semantic distractors move semantic RSA more than Control
-    d = delta[delta["reference"] == "semantic"] if len(delta) else delta
+        models = inp.models.loc[inp.models["arch"] == arch, "model"].tolist()
+        claims.append(_contrast_claim(inp, f"CLIP training raises semantic encoding in {arch}s (second half of depth)",
+                                      c, "second half", +1, alpha, models,
+                                      f"the profile has no CLIP and supervised {arch} pair"))
+    # 2. semantics surfaces with depth: second − first half, pooled over networks
+    sem = base[base["reference"] == "semantic"]
+    if len(sem):
+        row = _group_span(inp, "semantic", rsa.TREND, params, store)
+        ev = (f"semantic RSA, second minus first half of depth, all networks equally weighted: {fmt(row['rho'], 3)} "
+              f"(95% CI {fmt(row['ci_low'], 3)} to {fmt(row['ci_high'], 3)}); late layers significantly positive "
+              f"(FDR q < {alpha}): {_per_model_layers(sem, +1, alpha, _late)}")
+        claims.append(_claim(inp, "Semantic RSA surfaces with depth (higher in the second half than in the first)",
+                             row["rho"], (row["ci_low"], row["ci_high"]), +1, ev))
+    else:
+        claims.append(_claim(inp, "Semantic RSA surfaces with depth (higher in the second half than in the first)",
+                             None, (None, None), +1, "no semantic RSA computed", untestable="no semantic RSA"))
+    # 3. semantic distractors move semantic RSA more than Control (no interval: at most "direction as claimed")
+    d = rsa.distinct_layers(delta[delta["reference"] == "semantic"]) if len(delta) else delta
+    claim = "(design check) Semantic distractors perturb semantic RSA more than Control distractors"
     if len(d) and {"Control", "Semantic"} <= set(d["condition"]):
         mags = d.groupby("condition")["rho"].apply(lambda v: v.abs().mean())
         sem_conds = [c for c in ("Semantic", "Semantic_Salient") if c in mags]
-        bigger = all(mags[c] > mags["Control"] for c in sem_conds)
-        ev = ", ".join(f"mean |ΔRSA| {c} {fmt(mags[c], 4)}" for c in ["Control"] + sem_conds)
-        verdict = "supported" if bigger else "not supported"
+        gap = min(mags[c] - mags["Control"] for c in sem_conds)
+        ev = (", ".join(f"mean |ΔRSA| {c} {fmt(mags[c], 4)}" for c in ["Control"] + sem_conds)
+              + "; no interval for the difference of mean magnitudes, so at most 'direction as claimed'")
+        claims.append(_claim(inp, claim, gap, (None, None), +1, ev))
     else:
-        verdict, ev = "not testable", "needs Control and Semantic conditions"
-    claims.append(_claim(inp, "(design check) Semantic distractors perturb semantic RSA more than Control "
-                         "distractors", verdict, ev))
-    # 4. unique semantic variance
-    p = part[(part["reference"] == "semantic")] if len(part) else part
+        claims.append(_claim(inp, claim, None, (None, None), +1, "needs Control and Semantic conditions",
+                             untestable="needs Control and Semantic conditions"))
+    # 4. unique semantic variance (partial RSA, Freedman–Lane p): late layers, no pooled interval
+    p = rsa.distinct_layers(part[part["reference"] == "semantic"]) if len(part) else part
+    claim = "(extension) Late-layer semantic RSA is not explained by saliency (partial RSA > 0)"
     if len(p):
         late = _late(p)
         n_sig = int(((late["q"] < alpha) & (late["ci_low"] > 0)).sum())
-        ev = f"{n_sig}/{len(late)} late layers (all models) keep significant semantic RSA after removing saliency"
-        verdict = "supported" if n_sig > len(late) / 4 else "not supported"
+        ev = (f"mean late-layer partial semantic RSA {fmt(late['rho'].mean(), 3)}; {n_sig}/{len(late)} late layers "
+              f"(all models) significantly positive after removing saliency (Freedman–Lane p, FDR q < {alpha}); "
+              "no pooled interval, so at most 'direction as claimed'")
+        claims.append(_claim(inp, claim, late["rho"].mean(), (None, None), +1, ev))
     else:
-        verdict, ev = "not testable", "no partial RSA computed"
-    claims.append(_claim(inp, "(extension) Late-layer semantic RSA is not explained by saliency (partial RSA > 0)",
-                         verdict, ev))
+        claims.append(_claim(inp, claim, None, (None, None), +1, "no partial RSA computed",
+                             untestable="no partial RSA computed"))
     return pd.DataFrame([c.row() for c in claims])
 
 
 def claims_markdown(claims: pd.DataFrame) -> str:
     """A Markdown list of judged claims (for IPython.display.Markdown)."""
-    icon = {"supported": "✅", "partly supported": "◐", "not supported": "✖", "contradicted": "⛔",
-            "not testable": "—", "not testable (random weights)": "⚠️"}
+    icon = {SUPPORTED: "✅", DIRECTION: "◐", INCONCLUSIVE: "✖", CONTRADICTED: "⛔", NOT_TESTABLE: "⚠️"}
     lines = []
     for _, r in claims.iterrows():
-        line = f"- {icon.get(r['verdict'], '')} **{r['verdict']}** — {r['claim']}. *Evidence:* {r['evidence']}."
+        line = f"- {icon.get(base_status(r['verdict']), '')} **{r['verdict']}** — {r['claim']}. *Evidence:* {r['evidence']}."
         if r["caveat"]:
             line += f" *Why this run may not settle it:* {r['caveat']}."
         lines.append(line)

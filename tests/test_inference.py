@@ -157,3 +157,16 @@ def test_constant_vector_gives_nan_draws_and_mismatch_errors():
         inf.bootstrap_spearman(rng.random((1, m)), rng.random((1, m - 1)), inf.bootstrap_counts(n, 2, 0))
     with pytest.raises(ValueError, match="upper triangle"):
         inf.n_from_pairs(7)
+
+
+def test_bootstrap_pvalue_tail_fit_below_the_floor():
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(0)
+    draws = np.column_stack([rng.normal(5.0, 1.0, 1000), rng.normal(0.3, 1.0, 1000)])
+    emp = inf.bootstrap_pvalue(draws)
+    fit = inf.bootstrap_pvalue(draws, tail_fit=True)
+    assert emp[0] == pytest.approx(2 / 1001)  # the floor
+    m, s = draws[:, 0].mean(), draws[:, 0].std(ddof=1)
+    assert fit[0] == pytest.approx(2 * norm.sf(m / s)) and fit[0] < 1e-5
+    assert fit[1] == emp[1]  # hundreds of draws cross zero: the empirical share stands

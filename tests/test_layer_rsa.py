@@ -93,20 +93,20 @@ def test_claims_recover_planted_effects(run):
     arch_c, train_c = tables["arch"], tables["train"]
     random_inp, inp = inp, dataclasses.replace(inp, models=inp.models.assign(weights="pretrained"))
     assert set(train_c["contrast"]) == {"CLIP − supervised"} and set(train_c["matched_on"]) == {"ResNet", "ViT"}
-    sal = layer_rsa.saliency_claims(base, arch_c, train_c, inp, 0.05)
+    sal = layer_rsa.saliency_claims(base, arch_c, train_c, inp, 0.05, params)
     assert len(sal) == 3
     assert sal.iloc[1]["verdict"] == "supported"  # planted early suppression
     assert sal.iloc[2]["verdict"] == "supported"  # CLIP ResNet suppresses more
     assert sal.iloc[0]["caveat"] == f"only {N} stimuli: wide intervals, little power"
     # the same numbers from untrained networks cannot test a claim about training
-    sal_r = layer_rsa.saliency_claims(base, arch_c, train_c, random_inp, 0.05)
-    assert sal_r.iloc[1]["verdict"] == "not testable (random weights)"
+    sal_r = layer_rsa.saliency_claims(base, arch_c, train_c, random_inp, 0.05, params)
+    assert sal_r.iloc[1]["verdict"] == "not testable here (random weights)"  # lib.verdicts vocabulary (issue 11)
     assert "numbers alone would say 'supported'" in sal_r.iloc[1]["evidence"]
     assert "random weights for resnet50" in sal_r.iloc[0]["caveat"]
     delta = tables["delta"]
     assert set(delta["condition"]) == {"Control", "Salient", "Semantic", "Semantic_Salient"}
     part = tables["part"]
-    sem = layer_rsa.semantic_claims(base, train_c, delta, part, inp, 0.05)
+    sem = layer_rsa.semantic_claims(base, train_c, delta, part, inp, 0.05, params)
     assert sem.iloc[0]["verdict"] == "supported" and sem.iloc[1]["verdict"] == "supported"
     assert sem.iloc[2]["verdict"] == "supported"  # depth trend
     md = layer_rsa.claims_markdown(sem)
@@ -116,8 +116,8 @@ def test_claims_recover_planted_effects(run):
 def test_untestable_claims_say_so(run):
     params, inp, base, tables = run
     empty = tables["arch"].iloc[0:0]
-    sal = layer_rsa.saliency_claims(base, empty, empty, inp, 0.05)
-    assert sal.iloc[0]["verdict"] == "not testable" and "no supervised ResNet and ViT" in sal.iloc[0]["evidence"]
+    sal = layer_rsa.saliency_claims(base, empty, empty, inp, 0.05, params)
+    assert sal.iloc[0]["verdict"] == "not testable here (the profile has no supervised ResNet and ViT pair)" and "no supervised ResNet and ViT" in sal.iloc[0]["evidence"]
 
 
 def test_weights_warning_records_provenance(run, tmp_path):

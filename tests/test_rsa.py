@@ -130,12 +130,21 @@ def test_contrast_paired_and_binned(setup):
     assert set(c["group_a"]) == {"clip"} and set(c["group_b"]) == {"sup"}
     ta = rsa.rsa_table(a, refs, n_permutations=0, n_bootstrap=0)
     tb = rsa.rsa_table(b, refs, n_permutations=0, n_bootstrap=0)
-    for _, row in c.iterrows():
+    bins = c[c["span"] == ""]
+    for _, row in bins.iterrows():
         sel = lambda t: t[(t.reference == row["reference"]) & (rsa.depth_bins(t.rel_depth, 3) == row["bin"])]["rho"].mean()
         assert row["rho_a"] == pytest.approx(sel(ta)) and row["rho_b"] == pytest.approx(sel(tb))
         assert row["diff"] == pytest.approx(row["rho_a"] - row["rho_b"])
     sal = c[c.reference == "saliency"]
-    assert (sal["ci_low"] > 0).all()
+    assert (sal.loc[sal.span != rsa.TREND, "ci_low"] > 0).all()
+    # claim-level spans (issue 11): means over the span's bins, from the same draws, outside the FDR family
+    spans = c[c["span"] != ""].set_index(["reference", "span"])
+    sal_bins = bins[bins.reference == "saliency"].set_index("bin")["diff"]
+    assert spans.loc[("saliency", "all depths"), "diff"] == pytest.approx(sal_bins.mean())
+    assert spans.loc[("saliency", "first half"), "diff"] == pytest.approx(sal_bins.loc[0])  # centre 1/6 only
+    assert spans.loc[("saliency", "second − first half"), "diff"] == pytest.approx(
+        sal_bins.loc[[1, 2]].mean() - sal_bins.loc[0])
+    assert spans["q"].isna().all() and bins["q"].notna().all()
     # a model against itself: every paired resample difference is exactly zero
     self_c = rsa.contrast(a, a, refs, n_bins=3, n_bootstrap=10)
     assert np.allclose(self_c[["diff", "ci_low", "ci_high"]].to_numpy(), 0.0)

@@ -110,6 +110,8 @@ def contrast_plot(contrast: pd.DataFrame, reference: str, alpha: float = 0.05):
     """Difference between model groups at matched relative depth, with paired-bootstrap CIs:
     one panel per contrast (so bands never overlap), significant bins as filled markers."""
     c = contrast[contrast["reference"] == reference]
+    if "span" in c:  # depth bins only; the claim-level span rows have no depth
+        c = c[c["span"] == ""]
     groups = list(c.groupby(["contrast", "matched_on"], sort=False))
     fig, axes = _grid(max(len(groups), 1), height=2.4)
     for ax, ((name, matched), g) in zip(axes, groups):
