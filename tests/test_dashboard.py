@@ -47,7 +47,7 @@ def test_published_column_equals_an_independent_recomputation():
     brain = m[m.roi != "All vertices"].groupby(["model", "layer_index"]).rsa.mean()
     sem = t[(t.condition == "Baseline") & (t.reference == "semantic")].set_index(["model", "layer_index"]).rsa
     j = pd.DataFrame({"s": sem, "b": brain}).dropna()
-    expected["semantics_tracks_brain"] = np.corrcoef(j.s, j.b)[0, 1]
+    expected["semantics_tracks_brain"] = np.mean([np.corrcoef(g.s, g.b)[0, 1] for _, g in j.groupby(level=0)])
     r = pd.read_csv(PUB / "roi_rsa.csv").groupby("roi")[["saliency", "semantic"]].mean()
     early = ["V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "early"]
     high = ["EBA", "FBA-1", "FBA-2", "mTL-bodies", "OFA", "FFA-1", "FFA-2", "mTL-faces", "aTL-faces", "OPA", "PPA",
@@ -108,7 +108,7 @@ def _brain_results(synthetic: bool):
     rows = []
     for roi, sal, sem in (("V1v", 0.5, 0.1), ("early", 0.4, 0.1), ("FFA-1", 0.1, 0.4), ("ventral", 0.05, 0.5)):
         rows += [{"roi": roi, "reference": "saliency", "mean": sal}, {"roi": roi, "reference": "semantic", "mean": sem}]
-    link = pd.DataFrame([{"reference": "semantic", "r": 0.6, "ci_low": 0.3, "ci_high": 0.8, "n_layers": 40}])
+    link = pd.DataFrame([{"reference": "semantic", "r": 0.6, "ci_low": 0.3, "ci_high": 0.8, "n_layers": 40, "n_networks": 8}])
     return SimpleNamespace(bs=SimpleNamespace(synthetic=synthetic), ref_summary=pd.DataFrame(rows), link=link)
 
 
@@ -126,3 +126,10 @@ def test_brain_rows_on_measured_fmri_use_the_verdicts():
     assert rows["high_rois_semantic"].status == verdicts.DIRECTION  # a mean over ROIs, no CI
     rows = {r.key: r for r in dashboard.brain_rows(_brain_results(False), random_models=["resnet50"])}
     assert rows["semantics_tracks_brain"].status == "not testable here (random weights)"
+
+
+def test_brain_link_with_too_few_networks_says_so():
+    res = _brain_results(False)
+    res.link.loc[0, ["r", "ci_low", "ci_high", "n_networks"]] = [float("nan"), float("nan"), float("nan"), 2]
+    row = {r.key: r for r in dashboard.brain_rows(res)}["semantics_tracks_brain"]
+    assert row.status == "not testable here (too few networks (2) for a network-level test)"
