@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 
 from lib.plots.brain import REF_COLOURS
+from lib.plots.style import TEXT_WIDTH_IN
 
 
-def per_network_link(fits: dict, link: pd.DataFrame, max_cols: int = 5) -> plt.Figure:
+def per_network_link(fits: dict, link: pd.DataFrame, max_cols: int = 3) -> plt.Figure:
     """Rows: references (semantic, saliency); panels: networks. Each panel scatters the
     network's layers (x: layer RSA with the reference, y: layer brain RSA) with its
     least-squares line and its Pearson r; the row title gives the pooled network-level
@@ -29,8 +30,8 @@ def per_network_link(fits: dict, link: pd.DataFrame, max_cols: int = 5) -> plt.F
     ncols = min(max_cols, max(1, len(nets)))
     rows_per_ref = int(np.ceil(len(nets) / ncols))
     fig, axes = plt.subplots(len(refs) * rows_per_ref, ncols,
-                             figsize=(max(2.6 * ncols, 6.0), 2.6 * len(refs) * rows_per_ref + 0.5),
-                             squeeze=False, sharey=True)
+                             figsize=(min(TEXT_WIDTH_IN, max(2.4 * ncols, 4.0)), 2.4 * len(refs) * rows_per_ref + 0.6),
+                             squeeze=False, sharey=True, layout="constrained")
     heads = []
     table = link.set_index("reference") if len(link) else pd.DataFrame()
     for i, ref in enumerate(refs):
@@ -47,11 +48,11 @@ def per_network_link(fits: dict, link: pd.DataFrame, max_cols: int = 5) -> plt.F
                 ax.plot(xs, np.polyval(np.polyfit(x, y, 1), xs), color="k", lw=1)
             r = per["r"].get(net, np.nan)
             ax.set_title(f"{net}\nr = {r:.2f} ({int(sel.sum())} layers)" if np.isfinite(r) else f"{net}\nr undefined",
-                         fontsize=8)
-            ax.set_xlabel(f"layer {ref} RSA", fontsize=8)
-            ax.tick_params(labelsize=7)
+                         fontsize=9)
+            ax.set_xlabel(f"layer {ref} RSA", fontsize=9)
+            ax.tick_params(labelsize=9)
             if j % ncols == 0:
-                ax.set_ylabel("layer brain RSA", fontsize=8)
+                ax.set_ylabel("layer brain RSA", fontsize=9)
         for j in range(len(nets), rows_per_ref * ncols):
             axes[i * rows_per_ref + j // ncols][j % ncols].axis("off")
         if ref in table.index:
@@ -61,5 +62,4 @@ def per_network_link(fits: dict, link: pd.DataFrame, max_cols: int = 5) -> plt.F
                          f"{int(row['n_networks'])} networks")
     if heads:
         fig.suptitle("\n".join(heads), fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.12 * len(heads) / fig.get_figheight()))
     return fig
