@@ -52,6 +52,10 @@ DATA = ".data"  # <root>/.data/<step>/<key>-<token>: the versions the <root>/<st
 STALE_FOREIGN_SECONDS = 6 * 3600  # a temp folder of another host's writer: removed after this long
 ORPHAN_SECONDS = 600  # a complete but unpublished data folder (writer killed between two renames)
 _WRITER = re.compile(r"-pid(\d+)@(.+)$")
+# Arrays at least this large are memory-mapped read-only on load: at paper scale the layer RDMs
+# of all models and conditions (~23 GB at n = 872) then stay file-backed pages the system can
+# drop, instead of anonymous memory the process must hold.
+MMAP_MIN_BYTES = 64 << 20
 
 
 class IntegrityError(ValueError):
@@ -104,7 +108,8 @@ def _save(folder: Path, name: str, value: Any) -> None:
 
 def _load(path: Path) -> Any:
     if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
+        big = path.stat().st_size >= MMAP_MIN_BYTES
+        return np.load(path, allow_pickle=False, mmap_mode="r" if big else None)
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as z:
             return [z[f"arr_{i}"] for i in range(len(z.files))]

@@ -125,3 +125,18 @@ def test_force_recomputes_once_per_run(tmp_path):
     forced.get_or_compute("s", "1", {}, compute)  # older than the run: recomputed
     forced.get_or_compute("s", "1", {}, compute)  # made during this run: reused
     assert len(calls) == 2
+
+
+def test_large_arrays_load_memory_mapped_and_read_only(tmp_path, monkeypatch):
+    """Paper-scale RDM stacks come back file-backed (np.memmap), equal to what was saved;
+    small arrays stay ordinary in-memory arrays."""
+    import lib.store as store_mod
+
+    monkeypatch.setattr(store_mod, "MMAP_MIN_BYTES", 1024)
+    s = store_mod.Store(tmp_path)
+    big, small = np.arange(4096, dtype=np.float64).reshape(4, 1024), np.arange(10.0)
+    out = s.get_or_compute("step", "v1", {"a": 1}, lambda: {"big": big, "small": small})
+    assert isinstance(out["big"], np.memmap) and not out["big"].flags.writeable
+    np.testing.assert_array_equal(out["big"], big)
+    assert not isinstance(out["small"], np.memmap)
+    np.testing.assert_array_equal(out["small"], small)
