@@ -45,7 +45,8 @@ CLAIMS: tuple[Claim, ...] = (
           "Baseline saliency RSA averaged over each network's layers, mean over supervised ResNets − mean over "
           "supervised ViTs"),
     Claim("early_suppression", "2a. Saliency is suppressed in early layers (negative RSA)", -1,
-          "lowest saliency RSA of any layer in the first half of depth, over all networks (Baseline)"),
+          "saliency RSA (Baseline) over the first fifth of depth: per network and depth tenth the mean "
+          "over layers, then over networks, then over the two tenths (CI: stimulus bootstrap)"),
     Claim("clip_deepens_suppression", "2b. CLIP deepens early saliency suppression in ResNets", -1,
           "saliency RSA averaged over the first half of depth, CLIP ResNets − supervised ResNets"),
     Claim("clip_semantics_resnet", "3a. CLIP raises semantic encoding in ResNets", +1,
@@ -111,6 +112,15 @@ def _half_mean(t: pd.DataFrame, reference: str, half: int) -> pd.Series:
     return b.groupby("model")["rsa"].mean()
 
 
+def _early_fifth(t: pd.DataFrame, reference: str) -> float:
+    """All networks' Baseline RSA over the first fifth of depth, binned and averaged exactly as
+    :func:`lib.rsa.span_rsa` averages this run's layers (10 depth bins)."""
+    b = t[(t["condition"] == "Baseline") & (t["reference"] == reference)]
+    b = b.assign(bin=depth_bins(b["rel_depth"].to_numpy(), 10))
+    per_bin = b.groupby(["model", "bin"])["rsa"].mean().groupby(level="bin").mean()
+    return float(per_bin.loc[[0, 1]].mean())
+
+
 def _group_diff(per_model: pd.Series, by: str, a: str, b: str, within: str | None = None) -> float:
     info = _published_layers().drop_duplicates("model").set_index("model")
     info = info.loc[per_model.index]
@@ -148,7 +158,6 @@ def published_values() -> dict[str, float]:
     t = _published_layers()
     sal = t[(t["condition"] == "Baseline") & (t["reference"] == "saliency")]
     whole = sal.groupby("model")["rsa"].mean()
-    early = sal[depth_bins(sal["rel_depth"].to_numpy(), 2) == 0]
     d = _published_delta()
     dabs = d.assign(a=d["delta"].abs())
 
@@ -163,7 +172,7 @@ def published_values() -> dict[str, float]:
     roi_means = published.roi_rsa().groupby("roi")[["saliency", "semantic"]].mean()
     return {
         "resnet_gt_vit_saliency": _group_diff(whole, "arch", "ResNet", "ViT", within="supervised"),
-        "early_suppression": float(early["rsa"].min()),
+        "early_suppression": _early_fifth(t, "saliency"),
         "clip_deepens_suppression": _group_diff(_half_mean(t, "saliency", 0), "training", "CLIP", "supervised",
                                                 within="ResNet"),
         "clip_semantics_resnet": _group_diff(_half_mean(t, "semantic", 1), "training", "CLIP", "supervised",
@@ -207,6 +216,21 @@ def _contrast_row(key, inputs, params, store, chapter, reference, by, a, b, with
                            note=f"{' + '.join(ga)} vs {' + '.join(gb)}")
 
 
+def _span_row(key, inputs, params, store, chapter, reference, span):
+    """A claim about all networks' RSA over a span of depth: the group's span mean with a
+    stimulus-bootstrap CI (:func:`lib.rsa.span_rsa`, 10 depth bins as in :func:`_early_fifth`)."""
+    from lib import rsa
+
+    models = inputs.model_names
+    if not models:
+        return ClaimRow.judged(key, None, None, None, chapter, untestable="no networks")
+    s = rsa.span_rsa([inputs.rdms[(m, "Baseline")] for m in models], inputs.references, n_bins=10,
+                     n_bootstrap=params["n_bootstrap"], seed=params["seed"], store=store)
+    r = s[(s["reference"] == reference) & (s["span"] == span)].iloc[0]
+    return ClaimRow.judged(key, r["rho"], r["ci_low"], r["ci_high"], chapter,
+                           untestable=_random_reason(inputs, models), note=f"{len(models)} networks")
+
+
 def _delta_row(key, delta, reference, high, low, chapter, inputs) -> ClaimRow:
     d = delta[delta["reference"] == reference] if len(delta) else delta
     if not len(d) or not set(high) & set(d["condition"]) or not set(low) & set(d["condition"]):
@@ -224,15 +248,7 @@ def saliency_rows(inputs, params: dict[str, Any], base: pd.DataFrame, delta: pd.
     """Claims 1, 2a, 2b and the saliency design check, from this run's Saliency chapter tables."""
     rows = [_contrast_row("resnet_gt_vit_saliency", inputs, params, store, chapter, "saliency", "arch", "ResNet",
                           "ViT", "training", "supervised", 1, 0)]
-    sal = base[(base["reference"] == "saliency")].dropna(subset=["rho"])
-    early = sal[depth_bins(sal["rel_depth"].to_numpy(), 2) == 0]
-    if len(early):
-        r = early.loc[early["rho"].idxmin()]
-        rows.append(ClaimRow.judged("early_suppression", r["rho"], r["ci_low"], r["ci_high"], chapter,
-                                    untestable=_random_reason(inputs, inputs.model_names),
-                                    note=f"{r['model']}, {r['layer']} (relative depth {r['rel_depth']:.2f})"))
-    else:
-        rows.append(ClaimRow.judged("early_suppression", None, None, None, chapter, untestable="no layers"))
+    rows.append(_span_row("early_suppression", inputs, params, store, chapter, "saliency", "first fifth"))
     rows.append(_contrast_row("clip_deepens_suppression", inputs, params, store, chapter, "saliency", "training",
                               "CLIP", "supervised", "arch", "ResNet", 2, 0))
     rows.append(_delta_row("saliency_design", delta, "saliency", CONDITIONS_HIGH_SALIENCY, CONDITIONS_LOW_SALIENCY,

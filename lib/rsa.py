@@ -540,8 +540,10 @@ def depth_bins(rel_depth: np.ndarray, n_bins: int) -> np.ndarray:
 
 
 #: Claim-level spans of depth, as (name, low, high) over bin centres; "second − first
-#: half" is the late minus the early span (a depth trend with a paired CI).
-SPANS = (("first half", 0.0, 0.5), ("second half", 0.5, 1.0), ("all depths", 0.0, 1.0))
+#: half" is the late minus the early span (a depth trend with a paired CI). "first fifth" is
+#: what the paper calls early layers (where its networks' saliency RSA turns negative).
+SPANS = (("first fifth", 0.0, 0.2), ("first half", 0.0, 0.5), ("second half", 0.5, 1.0),
+         ("all depths", 0.0, 1.0))
 TREND = "second − first half"
 
 
