@@ -156,3 +156,20 @@ def test_fetch_weights_parses_model_list(monkeypatch, capsys):
 def test_fetch_weights_offline_says_what_to_do(empty_caches):
     with pytest.raises(M.ModelError, match="machine with internet"):
         M.fetch_weights({"models": ["resnet50"]}, models=["clip_rn50"])
+
+
+def test_random_init_gives_zero_initialised_layers_values():
+    """torchvision zeroes the ViT head (and timm/open_clip some norm scales): with random
+    weights such a layer would answer 0 to every image, an undefined RDM."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    from lib.models.loading import _fix_zero_init
+
+    torch.manual_seed(0)
+    vit = VisionTransformer(image_size=32, patch_size=16, num_layers=1, num_heads=1, hidden_dim=8, mlp_dim=8)
+    assert not torch.any(vit.heads.head.weight)
+    assert _fix_zero_init(vit) == 1
+    assert torch.any(vit.heads.head.weight) and float(vit.heads.head.weight.std()) == pytest.approx(0.02, rel=0.5)
+    out = vit.eval()(torch.randn(3, 3, 32, 32))
+    assert torch.linalg.vector_norm(out, dim=1).min() > 0
+    assert _fix_zero_init(vit) == 0  # nothing left to fix; trained weights are never touched by it

@@ -70,18 +70,25 @@ def state_hash(module: nn.Module) -> str:
     return h.hexdigest()
 
 
-def _fix_zero_norm_init(module: nn.Module) -> int:
-    """Random init: set all-zero norm-layer scales (zero-init residual branches) to 1.
+def _fix_zero_init(module: nn.Module) -> int:
+    """Random init: set all-zero norm-layer scales (zero-init residual branches) to 1 and give
+    all-zero linear / conv weights (torchvision's ViT head) seeded values (normal, std 0.02).
 
-    Why: timm and open_clip zero the last BatchNorm of each bottleneck at init, which makes
-    that layer's output identically zero for every image -- its RDM would be undefined.
+    Why: timm and open_clip zero the last BatchNorm of each bottleneck at init, torchvision
+    zeroes the ViT classification head; such a layer's output is identically zero (or
+    constant) for every image, and its RDM would be undefined.
     """
     fixed = 0
-    for m in module.modules():
-        if isinstance(m, (nn.BatchNorm2d, nn.LayerNorm)) and getattr(m, "weight", None) is not None:
-            if not torch.any(m.weight):
-                with torch.no_grad():
-                    m.weight.fill_(1.0)
+    with torch.no_grad():
+        for m in module.modules():
+            weight = getattr(m, "weight", None)
+            if not isinstance(weight, torch.Tensor) or torch.any(weight):
+                continue
+            if isinstance(m, (nn.BatchNorm2d, nn.LayerNorm)):
+                weight.fill_(1.0)
+                fixed += 1
+            elif isinstance(m, (nn.Linear, nn.Conv2d)):
+                nn.init.normal_(weight, std=0.02)
                 fixed += 1
     return fixed
 
@@ -125,7 +132,7 @@ def load_model(name: str, weights: str = "auto", seed: int = 0, preprocessing: s
         raise
     except Exception as err:
         raise ModelError(f"could not build {name!r} ({s.source} {s.name}, weights {used}): {err}") from err
-    fixed = _fix_zero_norm_init(module) if used == "random" else 0
+    fixed = _fix_zero_init(module) if used == "random" else 0
     module = _ready(module, device, dtype)
     pre = Preprocess(clip_transform(), "clip") if preprocessing == "clip" else Preprocess(native, "native")
     digest = state_hash(module)
@@ -134,7 +141,7 @@ def load_model(name: str, weights: str = "auto", seed: int = 0, preprocessing: s
         from lib import provenance
 
         if used == "random":
-            note = f" ({fixed} zero-initialised norm scales set to 1)" if fixed else ""
+            note = f" ({fixed} zero-initialised scales / weights given non-zero values)" if fixed else ""
             provenance.record(params, "random_weights",
                               f"{name}: seeded random weights (seed {seed}){note}", model=name,
                               seed=seed, state_hash=digest, policy=weights)
