@@ -273,7 +273,6 @@ def brain_rows(results, random_models: Sequence[str] = (), chapter: str = "04_br
     the ROI checks become recovery checks of the planted structure, and claim 4 cannot be
     tested (the cortex is planted, not measured)."""
     synthetic = bool(results.bs.synthetic)
-    s = results.ref_summary
     rows = []
     link = results.link.set_index("reference") if len(results.link) else pd.DataFrame()
     why = "synthetic fMRI" if synthetic else None
@@ -287,13 +286,15 @@ def brain_rows(results, random_models: Sequence[str] = (), chapter: str = "04_br
     else:
         rows.append(ClaimRow.judged("semantics_tracks_brain", None, None, None, chapter, untestable="no link"))
     early_rois, high_rois = early_and_high_rois()
-    roi_means = s.pivot_table(index="roi", columns="reference", values="mean")
+    from lib.brain.analysis import roi_group_contrast
+
     for key, ref, a, b in (("early_rois_saliency", "saliency", early_rois, high_rois),
                            ("high_rois_semantic", "semantic", high_rois, early_rois)):
-        est = roi_contrast(roi_means, ref, a, b) if ref in roi_means else None
-        row = ClaimRow.judged(key, est, None, None, chapter, note="no CI: a mean over ROIs")
+        c = roi_group_contrast(results.ref_per_subject, ref, a, b)
+        row = ClaimRow.judged(key, c["estimate"] if c["n_subjects"] else None, c["ci_low"], c["ci_high"], chapter,
+                              note=f"t interval over {c['n_subjects']} subjects, sign-flip p = {c['p']:.3g}")
         if synthetic and row.estimate is not None:
-            row.status = verdicts.recovery(row.estimate > 0)
+            row.status = verdicts.recovery(row.ci_low is not None and row.ci_low > 0)
             row.note = "synthetic subjects: recovers the planted mix, says nothing about cortex"
         rows.append(row)
     return rows

@@ -247,7 +247,7 @@ def contrast_table(inp: LayerRSAInputs, params: dict[str, Any], by: str, store=N
         c.insert(0, "contrast", "CLIP − supervised" if by == "training" else "ResNet − ViT")
         frames.append(c)
     if not frames:
-        text = ("contrast", "matched_on", "group_a", "group_b", "reference", "reason")
+        text = ("contrast", "matched_on", "group_a", "group_b", "reference", "span", "reason")
         num = ("bin_low", "bin_high", "rel_depth", "rho_a", "rho_b", "diff", "ci_low", "ci_high", "p", "q")
         cols = {c: pd.Series(dtype=object) for c in text} | {c: pd.Series(dtype=float) for c in num}
         cols |= {"bin": pd.Series(dtype=int), "n_stimuli": pd.Series(dtype=int)}

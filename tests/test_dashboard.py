@@ -103,28 +103,50 @@ def test_banner_says_what_the_run_cannot_show(tmp_path):
     assert dashboard.banner(tmp_path)[0] == "tip"
 
 
-def _brain_results(synthetic: bool):
+SUBJECT_SHIFT = (-0.02, 0.0, 0.01, 0.03, -0.01)  # per-subject offsets of the early ROIs' saliency
+
+
+def _brain_results(synthetic: bool, shift=SUBJECT_SHIFT):
     from types import SimpleNamespace
 
     rows = []
-    for roi, sal, sem in (("V1v", 0.5, 0.1), ("early", 0.4, 0.1), ("FFA-1", 0.1, 0.4), ("ventral", 0.05, 0.5)):
-        rows += [{"roi": roi, "reference": "saliency", "mean": sal}, {"roi": roi, "reference": "semantic", "mean": sem}]
-    link = pd.DataFrame([{"reference": "semantic", "r": 0.6, "ci_low": 0.3, "ci_high": 0.8, "n_layers": 40, "n_networks": 8}])
-    return SimpleNamespace(bs=SimpleNamespace(synthetic=synthetic), ref_summary=pd.DataFrame(rows), link=link)
+    for subject, d in enumerate(shift, 1):
+        for roi, sal, sem in (("V1v", 0.5, 0.1), ("early", 0.4, 0.1), ("FFA-1", 0.1, 0.4), ("ventral", 0.05, 0.5)):
+            sal = sal + d if roi in ("V1v", "early") else sal
+            rows += [{"subject": subject, "roi": roi, "reference": "saliency", "rho": sal},
+                     {"subject": subject, "roi": roi, "reference": "semantic", "rho": sem}]
+    link = pd.DataFrame([{"reference": "semantic", "r": 0.6, "ci_low": 0.3, "ci_high": 0.8, "n_layers": 40,
+                          "n_networks": 8}])
+    return SimpleNamespace(bs=SimpleNamespace(synthetic=synthetic), ref_per_subject=pd.DataFrame(rows), link=link)
 
 
 def test_brain_rows_on_synthetic_subjects_only_speak_of_recovery():
     rows = {r.key: r for r in dashboard.brain_rows(_brain_results(True))}
     assert rows["semantics_tracks_brain"].status == "not testable here (synthetic fMRI)"
     assert rows["early_rois_saliency"].status == verdicts.RECOVERED
-    assert rows["early_rois_saliency"].estimate == pytest.approx(0.45 - 0.075)
+    assert rows["early_rois_saliency"].estimate == pytest.approx(0.45 + np.mean(SUBJECT_SHIFT) - 0.075)
     assert rows["high_rois_semantic"].estimate == pytest.approx(0.45 - 0.1)
+
+
+def test_brain_roi_checks_are_tested_across_subjects():
+    """The ROI rows' CI is the t interval of the per-subject contrasts (scipy), so the
+    subjects, not the ROIs, are the units."""
+    from scipy import stats
+
+    rows = {r.key: r for r in dashboard.brain_rows(_brain_results(False))}
+    per_subject = 0.45 + np.array(SUBJECT_SHIFT) - 0.075
+    lo, hi = stats.t.interval(0.95, len(per_subject) - 1, loc=per_subject.mean(), scale=stats.sem(per_subject))
+    r = rows["early_rois_saliency"]
+    assert (r.ci_low, r.ci_high) == (pytest.approx(lo), pytest.approx(hi))
+    assert r.status == verdicts.SUPPORTED and "5 subjects" in r.note
+    # subjects that disagree in sign: the interval spans zero
+    mixed = {k.key: k for k in dashboard.brain_rows(_brain_results(False, shift=(-0.5, 0.4, -0.45, 0.38, -0.4)))}
+    assert mixed["early_rois_saliency"].status in (verdicts.DIRECTION, verdicts.INCONCLUSIVE)
 
 
 def test_brain_rows_on_measured_fmri_use_the_verdicts():
     rows = {r.key: r for r in dashboard.brain_rows(_brain_results(False))}
     assert rows["semantics_tracks_brain"].status == verdicts.SUPPORTED
-    assert rows["high_rois_semantic"].status == verdicts.DIRECTION  # a mean over ROIs, no CI
     rows = {r.key: r for r in dashboard.brain_rows(_brain_results(False), random_models=["resnet50"])}
     assert rows["semantics_tracks_brain"].status == "not testable here (random weights)"
 

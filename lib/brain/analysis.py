@@ -299,8 +299,24 @@ def pooled_subject_contrast(per_subject: pd.DataFrame, rois, a: str, b: str, alp
     d = per_subject[per_subject.roi.isin(list(rois))]
     wide = d.pivot_table(index="subject", columns="reference", values="rho", aggfunc="mean")
     if a not in wide or b not in wide or wide.empty:
+        return _across_subjects(np.zeros(0), alpha)
+    return _across_subjects((wide[a] - wide[b]).to_numpy(dtype=float), alpha)
+
+
+def roi_group_contrast(per_subject: pd.DataFrame, reference: str, rois_a, rois_b, alpha: float = 0.05) -> dict:
+    """Per subject, the mean RSA with ``reference`` over ``rois_a`` minus over ``rois_b``
+    (e.g. early vs higher visual cortex); tested across subjects like
+    :func:`pooled_subject_contrast`."""
+    d = per_subject[per_subject.reference == reference]
+    mean_a = d[d.roi.isin(list(rois_a))].groupby("subject")["rho"].mean()
+    mean_b = d[d.roi.isin(list(rois_b))].groupby("subject")["rho"].mean()
+    return _across_subjects((mean_a - mean_b).dropna().to_numpy(dtype=float), alpha)
+
+
+def _across_subjects(v: np.ndarray, alpha: float) -> dict:
+    """Mean of per-subject values with a t CI and an exact sign-flip p."""
+    if not np.isfinite(v).any():
         return dict(estimate=np.nan, ci_low=np.nan, ci_high=np.nan, p=np.nan, n_subjects=0)
-    v = (wide[a] - wide[b]).to_numpy(dtype=float)
     mean, lo, hi = inf.t_interval(v, 1 - alpha)
     return dict(estimate=float(mean[0]), ci_low=float(lo[0]), ci_high=float(hi[0]),
                 p=float(inf.sign_flip_pvalue(v)[0]), n_subjects=int(np.isfinite(v).sum()))
