@@ -758,11 +758,20 @@ def duplicate_note(table: pd.DataFrame) -> str:
             + "; ".join(per) + ".")
 
 
-def block_summary(table: pd.DataFrame, value: str = "rho", alpha: float = 0.05) -> pd.DataFrame:
+def block_summary(table: pd.DataFrame, value: str = "rho", alpha: float = 0.05,
+                  rule: str = "all_layers") -> pd.DataFrame:
     """Mean ± SEM of ``value`` over the layers in each block (the paper's per-block view);
-    ``n_significant`` counts layers with q < ``alpha``."""
+    ``n_significant`` counts layers with q < ``alpha``. ``rule="original"`` (parameter
+    ``summary_rule``) keeps only layers inside a bottleneck / transformer block, as the
+    original did (no stem, no head: :func:`lib.summaries.block_of`)."""
+    from lib.summaries import RULES, block_of
+
+    if rule not in RULES:
+        raise ValueError(f"summary_rule must be one of {list(RULES)}, got {rule!r}")
     keys = [c for c in ("model", "condition", "reference", "control") if c in table.columns]
     table = distinct_layers(table)
+    if rule == "original":
+        table = table[table["layer"].map(block_of).notna()]
 
     def agg(g: pd.DataFrame) -> pd.Series:
         v = g[value].dropna()

@@ -214,3 +214,19 @@ def test_conditions_mirror_stimuli_package():
     stimuli = pytest.importorskip("lib.stimuli")
     if hasattr(stimuli, "CONDITIONS"):
         assert tuple(stimuli.CONDITIONS) == rsa.CONDITIONS
+
+
+def test_block_summary_original_rule_keeps_only_layers_inside_blocks():
+    """summary_rule=original: the stem and head leave the block means (as the original drew them)."""
+    table = pd.DataFrame({
+        "model": "m", "reference": "saliency", "condition": "Baseline",
+        "layer": ["conv1", "layer1.0.conv1", "layer1.0.conv2", "layer1.1.conv1", "fc"],
+        "block": ["stem", "layer1.0", "layer1.0", "layer1.1", "head"],
+        "rho": [0.9, 0.1, 0.3, 0.5, -0.9], "q": 0.5, "rel_depth": [0, 0.25, 0.5, 0.75, 1], "depth": range(5)})
+    every = rsa.block_summary(table)
+    original = rsa.block_summary(table, rule="original")
+    assert set(every["block"]) == {"stem", "layer1.0", "layer1.1", "head"}
+    assert list(original["block"]) == ["layer1.0", "layer1.1"]
+    assert original["mean"].tolist() == pytest.approx([0.2, 0.5])
+    with pytest.raises(ValueError, match="summary_rule"):
+        rsa.block_summary(table, rule="blocks")
