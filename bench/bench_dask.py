@@ -23,7 +23,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -31,15 +30,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from lib.extract import _PeakRSS  # noqa: E402
 
-class TreeRSS:
-    """Peak resident memory of this process and all its descendants (sampled)."""
+
+class TreeRSS(_PeakRSS):
+    """Peak resident memory of this process and all its descendants (the Dask workers), sampled."""
 
     def __init__(self, interval: float = 0.05):
-        import psutil
-
-        self.proc, self.interval, self.peak = psutil.Process(), interval, 0
-        self._stop = threading.Event()
+        super().__init__(interval)
 
     def _sample(self) -> int:
         total = 0
@@ -49,20 +47,6 @@ class TreeRSS:
             except Exception:  # noqa: BLE001 - a child that just exited
                 pass
         return total
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._sample())
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
 
 
 def run_path(path: str, profile: str, overrides: dict, workers: int) -> dict:

@@ -221,13 +221,16 @@ class _PeakRSS:
         self.peak = 0
         self._stop = threading.Event()
 
+    def _sample(self) -> int:
+        return self.proc.memory_info().rss
+
     def _run(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
+            self.peak = max(self.peak, self._sample())
             self._stop.wait(self.interval)
 
     def __enter__(self):
-        self.start_rss = self.proc.memory_info().rss
+        self.start_rss = self._sample()
         self.peak = self.start_rss
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
@@ -236,7 +239,7 @@ class _PeakRSS:
     def __exit__(self, *exc):
         self._stop.set()
         self._t.join()
-        self.peak = max(self.peak, self.proc.memory_info().rss)
+        self.peak = max(self.peak, self._sample())
 
 
 def _is_oom(err: BaseException) -> bool:
