@@ -51,6 +51,7 @@ META = "_meta.json"
 DATA = ".data"  # <root>/.data/<step>/<key>-<token>: the versions the <root>/<step>/<key> links point to
 STALE_FOREIGN_SECONDS = 6 * 3600  # a temp folder of another host's writer: removed after this long
 ORPHAN_SECONDS = 600  # a complete but unpublished data folder (writer killed between two renames)
+RETIRED_GRACE_SECONDS = 30  # a replaced version stays this long, so readers that resolved it finish
 _WRITER = re.compile(r"-pid(\d+)@(.+)$")
 # Arrays at least this large are memory-mapped read-only on load: at paper scale the layer RDMs
 # of all models and conditions (~23 GB at n = 872) then stay file-backed pages the system can
@@ -137,6 +138,22 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _retire(old: Path, key: str, published: Path) -> None:
+    """A replaced version is not removed at once: a reader that resolved the link just before
+    the swap may still be reading it. Its mtime marks the retirement; versions of the same
+    key retired more than :data:`RETIRED_GRACE_SECONDS` ago are removed now (and
+    :meth:`Store.clean_tmp` removes any left over)."""
+    try:
+        os.utime(old)
+    except FileNotFoundError:
+        return
+    for p in old.parent.glob(f"{key}-*"):
+        if p.resolve() != published.resolve() and _age(p) > RETIRED_GRACE_SECONDS:
+            shutil.rmtree(p, ignore_errors=True)
+    if old.name.startswith(".old-"):  # a pre-symlink plain folder moved aside: nobody resolves it
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _age(path: Path) -> float:
@@ -318,7 +335,7 @@ class Store:
         os.symlink(_target(data, final), link)
         os.replace(link, final)
         if old is not None and old.resolve() != data.resolve():
-            shutil.rmtree(old, ignore_errors=True)  # readers of it retry on the new version
+            _retire(old, final.name, data)
 
     def save(self, step: str, key: str, values: dict[str, Any], meta: dict[str, Any] | None = None) -> Path:
         """Write (or replace) an artifact atomically, recording a checksum per file."""

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 
@@ -120,3 +121,23 @@ def test_reader_racing_a_replacing_writer_never_sees_a_missing_or_partial_artifa
     stats = json.loads(r_out.strip().splitlines()[-1])
     assert int(w_out.strip()) > 5 and stats["loads"] > 5, (w_out, stats)
     assert stats["versions"] > 1  # the reader really saw replacements happen
+
+
+def test_a_replaced_version_stays_readable_for_a_grace_period(tmp_path):
+    """A reader that resolved the link just before a replacement can still read the version
+    it resolved; versions retired longer than the grace period are removed at the next swap."""
+    import time
+
+    import lib.store as store_mod
+
+    store = Store(tmp_path)
+    store.save("s", "k", {"x": np.zeros(3)})
+    first = Path(os.path.realpath(store.path("s", "k")))
+    store.save("s", "k", {"x": np.ones(3)})
+    assert first.is_dir() and np.load(first / "x.npy").sum() == 0  # still there for its readers
+    np.testing.assert_array_equal(store.load("s", "k")["x"], np.ones(3))
+    long_ago = time.time() - store_mod.RETIRED_GRACE_SECONDS - 1
+    os.utime(first, (long_ago, long_ago))  # retired longer than the grace period
+    store.save("s", "k", {"x": np.full(3, 2.0)})
+    assert not first.exists()
+    assert len(list((tmp_path / ".data" / "s").iterdir())) == 2  # the live one and the one just retired
