@@ -591,6 +591,14 @@ def _span_values(values: np.ndarray, n_bins: int) -> dict[str, np.ndarray]:
     return out
 
 
+def _span_ci(draws: np.ndarray | None, level: float) -> tuple[float, float, float]:
+    """Percentile CI and bootstrap p of one span's draws (NaNs without a bootstrap)."""
+    if draws is None:
+        return np.nan, np.nan, np.nan
+    lo, hi = inf.percentile_ci(draws[:, None], level)
+    return lo[0], hi[0], inf.bootstrap_pvalue(draws[:, None])[0]
+
+
 def _span_bounds(name: str) -> tuple[float, float]:
     return next(((lo, hi) for n, lo, hi in SPANS if n == name), (0.0, 1.0))
 
@@ -660,12 +668,7 @@ def contrast(
                     "reason": "" if (pa[b, j] and pb[b, j]) else "no layers (with defined RSA) of one group in this depth bin",
                 })
             for span in [s[0] for s in SPANS] + [TREND]:
-                if n_bootstrap:
-                    slo, shi = inf.percentile_ci(span_boot[span][:, j : j + 1], level)
-                    sp = inf.bootstrap_pvalue(span_boot[span][:, j : j + 1])
-                    slo, shi, sp = slo[0], shi[0], sp[0]
-                else:
-                    slo = shi = sp = np.nan
+                slo, shi, sp = _span_ci(span_boot[span][:, j] if n_bootstrap else None, level)
                 blo, bhi = _span_bounds(span)
                 rows.append({
                     "group_a": label_a, "group_b": label_b, "reference": name, "bin": -1, "span": span,
@@ -720,12 +723,7 @@ def span_rsa(
         rows = []
         for j, name in enumerate(refs):
             for span in [s[0] for s in SPANS] + [TREND]:
-                if n_bootstrap:
-                    lo, hi = inf.percentile_ci(sb[span][:, j : j + 1], level)
-                    p = inf.bootstrap_pvalue(sb[span][:, j : j + 1])
-                    lo, hi, p = lo[0], hi[0], p[0]
-                else:
-                    lo = hi = p = np.nan
+                lo, hi, p = _span_ci(sb[span][:, j] if n_bootstrap else None, level)
                 rows.append(dict(models=" + ".join(_label(r, "model") for r in g), reference=name, span=span,
                                  rho=so[span][j], ci_low=lo, ci_high=hi, p=p, n_stimuli=n))
         return pd.DataFrame(rows)
